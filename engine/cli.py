@@ -1,0 +1,196 @@
+"""`python -m engine`: run, compare and inspect batch-inference runs from a terminal.
+
+Bad arguments print one line and exit 2; a run prints a progress bar on stderr,
+a short summary on stdout, and writes its full summary with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from engine.config import ConfigError, RunConfig
+from engine.models import MODEL_NAMES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (and exit code 2)."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _add_run_flags(p: argparse.ArgumentParser, batch_default: int | None, concurrency_default: int | None) -> None:
+    p.add_argument("--model", default="resnet18", help=f"one of {', '.join(MODEL_NAMES)}")
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=batch_default)
+    p.add_argument("--concurrency", type=int, default=concurrency_default)
+    p.add_argument("--block-size-mb", type=int, default=16)
+    p.add_argument("--num-gpus", type=_positive_float, default=0.0, help="GPUs per worker (0 = CPU)")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
+    p.add_argument("--data", default="synthetic", help="synthetic, jpeg, or a folder/URI of images")
+    p.add_argument("--object-store-limit-mb", type=int, default=None)
+    p.add_argument("--address", default=None, help="join an existing Ray cluster (HOST:PORT)")
+    p.add_argument("--weights-file", default=None, help="a torchvision state-dict file")
+    p.add_argument("--json", dest="json_path", default=None, help="write the full summary here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="python -m engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    run = sub.add_parser("run", help="one run of the naive or actor pipeline")
+    run.add_argument("--pipeline", default="actor", help="naive or actor")
+    run.add_argument("--output", default=None, help="write predictions as Parquet into this folder")
+    _add_run_flags(run, None, None)
+    compare = sub.add_parser("compare", help="naive, then actor, on the same data; prints the speedup")
+    _add_run_flags(compare, 32, 1)
+    compare.add_argument("--naive-batch-size", type=int, default=4)
+    compare.add_argument("--naive-concurrency", type=int, default=2)
+    return parser
+
+
+def _config(args: argparse.Namespace, **overrides) -> RunConfig:
+    values = {
+        "model": args.model,
+        "images": args.images,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "block_size_mb": args.block_size_mb,
+        "num_gpus": args.num_gpus,
+        "precision": args.precision,
+        "data": args.data,
+        "object_store_limit_mb": args.object_store_limit_mb,
+        "address": args.address,
+        "weights_file": args.weights_file,
+    }
+    values.update(overrides)
+    defaults = pipeline_defaults(values.get("pipeline", "actor"))
+    for key, value in defaults.items():
+        if values.get(key) is None:
+            values[key] = value
+    return RunConfig(**values).validate()
+
+
+def pipeline_defaults(pipeline: str) -> dict:
+    """The tutorial's defaults: naive batch 4 x 2 tasks; actor batch 32 x 1 actor."""
+    return {"batch_size": 4, "concurrency": 2} if pipeline == "naive" else {"batch_size": 32, "concurrency": 1}
+
+
+def _progress(run, total: int, quiet: bool) -> None:
+    """Wait for the run, drawing a one-line progress bar on stderr."""
+    while not run.wait(0.5):
+        if quiet:
+            continue
+        points = run.timeseries()
+        rows = points[-1]["rows"] if points else 0
+        rate = points[-1]["images_per_sec"] if points else 0.0
+        filled = int(30 * rows / total) if total else 0
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {rows}/{total} images  {rate:7.1f} img/s  {run.phase[:40]:<40}"
+        )
+        sys.stderr.flush()
+    if not quiet:
+        sys.stderr.write("\n")
+
+
+def _human(summary: dict) -> str:
+    steady = summary.get("steady_images_per_sec")
+    first = summary.get("first_result_s")
+    line = (
+        f"{summary['status']}: {summary['pipeline']} {summary['model']} ({summary['weights']} weights) "
+        f"{summary['rows']}/{summary['images']} images in {summary['seconds']:.1f}s = "
+        f"{summary['images_per_sec']:.1f} img/s"
+    )
+    if steady:
+        line += f", steady {steady:.1f} img/s"
+    if first is not None:
+        line += f", first result {first:.2f}s"
+    line += f", model loads {summary['model_loads']}"
+    if summary.get("error"):
+        line += f"\nerror: {summary['error']}"
+    return line
+
+
+def _execute(config: RunConfig, quiet: bool) -> dict:
+    """Start a run and follow it; Ctrl-C stops it and still returns its summary."""
+    from engine.run import start
+
+    run = start(config)
+    try:
+        _progress(run, config.images, quiet)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nstopping...\n")
+        run.stop()
+        run.wait(30)
+        raise _Interrupted(run.summary or {"status": "stopped"}) from None
+    return run.summary
+
+
+class _Interrupted(Exception):
+    def __init__(self, summary: dict) -> None:
+        self.summary = summary
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1, default=str)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            config = _config(args, pipeline=args.pipeline, output=args.output)
+            configs = [config]
+        else:
+            configs = [
+                _config(args, pipeline="naive", batch_size=args.naive_batch_size, concurrency=args.naive_concurrency),
+                _config(args, pipeline="actor"),
+            ]
+    except (ConfigError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    summaries = []
+    try:
+        for config in configs:
+            summaries.append(_execute(config, args.quiet))
+            print(_human(summaries[-1]))
+    except _Interrupted as stopped:
+        summaries.append(stopped.summary)
+        _write_json(args.json_path, _payload(args.command, summaries))
+        print(_human(stopped.summary) if "pipeline" in stopped.summary else "stopped")
+        return EXIT_INTERRUPTED
+    payload = _payload(args.command, summaries)
+    if args.command == "compare" and "speedup" in payload:
+        print(f"speedup (actor vs naive, images/sec): {payload['speedup']:.1f}x")
+    _write_json(args.json_path, payload)
+    return EXIT_OK if all(s["status"] == "finished" for s in summaries) else EXIT_FAILED
+
+
+def _payload(command: str, summaries: list[dict]) -> dict:
+    if command == "run":
+        return summaries[0]
+    payload: dict = {"runs": summaries}
+    if len(summaries) == 2 and all(s["status"] == "finished" for s in summaries):
+        naive, actor = summaries
+        payload["speedup"] = actor["images_per_sec"] / naive["images_per_sec"]
+        if naive.get("steady_images_per_sec") and actor.get("steady_images_per_sec"):
+            payload["steady_speedup"] = actor["steady_images_per_sec"] / naive["steady_images_per_sec"]
+    return payload

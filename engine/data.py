@@ -1,0 +1,111 @@
+"""The images a run reads: synthetic, cached JPEG files, or any folder/URI.
+
+Every source yields the same columns: `image` (uint8, HxWx3, already at the
+configured size) and `key` (a row id or a file path), so both pipelines and
+every data source share one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from engine.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+_TILE = 64  # extra pixels in the noise tile that images are cut from
+
+
+def cache_dir() -> str:
+    """Where the engine keeps files it generates (JPEGs, weights ceilings)."""
+    root = os.environ.get("PLAYGROUND_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ray-batch-playground")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def synthetic_image(key: int, size: int) -> np.ndarray:
+    """The deterministic image with this id: a noise tile window, tinted by the id."""
+    tile = _noise_tile(size)
+    dy, dx = (key * 7) % _TILE, (key * 13) % _TILE
+    image = tile[dy : dy + size, dx : dx + size].copy()
+    image[..., key % 3] //= 2
+    return image
+
+
+_tiles: dict[int, np.ndarray] = {}
+
+
+def _noise_tile(size: int) -> np.ndarray:
+    if size not in _tiles:
+        rng = np.random.default_rng(size)
+        _tiles[size] = rng.integers(0, 256, (size + _TILE, size + _TILE, 3), dtype=np.uint8)
+    return _tiles[size]
+
+
+def _make_images(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    keys = batch["id"]
+    images = np.stack([synthetic_image(int(k), size) for k in keys])
+    return {"key": keys.astype(str), "image": images}
+
+
+def rows_per_block(config: RunConfig) -> int:
+    """How many images fill one block of the configured size."""
+    image_bytes = config.image_size * config.image_size * 3
+    return max(1, (config.block_size_mb * 2**20) // image_bytes)
+
+
+def ensure_jpegs(count: int, size: int, progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """Write (once) and return `count` JPEG files of synthetic images at `size`."""
+    from PIL import Image
+
+    folder = os.path.join(cache_dir(), "jpeg", str(size))
+    os.makedirs(folder, exist_ok=True)
+    paths = [os.path.join(folder, f"img_{i:07d}.jpg") for i in range(count)]
+    missing = [i for i, p in enumerate(paths) if not os.path.exists(p)]
+    for done, i in enumerate(missing, 1):
+        tmp = paths[i] + ".tmp"
+        Image.fromarray(synthetic_image(i, size)).save(tmp, format="JPEG", quality=90)
+        os.replace(tmp, paths[i])
+        if progress and (done % 50 == 0 or done == len(missing)):
+            progress(done, len(missing))
+    return paths
+
+
+def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None = None):
+    """The Ray Dataset of images for this run (lazy: nothing executes yet)."""
+    import ray
+
+    if config.data == "synthetic":
+        blocks = math.ceil(config.images / rows_per_block(config))
+        ds = ray.data.range(config.images, override_num_blocks=blocks)
+        return ds.map_batches(_make_images, fn_kwargs={"size": config.image_size}, batch_size=None)
+    if config.data == "jpeg":
+        source = ensure_jpegs(config.images, config.image_size, progress)
+    else:
+        source = os.path.expanduser(config.data)
+    ds = ray.data.read_images(
+        source,
+        size=(config.image_size, config.image_size),
+        mode="RGB",
+        include_paths=True,
+        ignore_missing_paths=False,
+    )
+    return ds.limit(config.images).rename_columns({"path": "key"})
+
+
+def load_image(config: RunConfig, key: str) -> np.ndarray:
+    """The input image behind a prediction's key, for showing samples."""
+    if config.data == "synthetic":
+        return synthetic_image(int(key), config.image_size)
+    from PIL import Image
+
+    path = key
+    if config.data == "jpeg":
+        path = os.path.join(cache_dir(), "jpeg", str(config.image_size), os.path.basename(key))
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB").resize((config.image_size, config.image_size)))

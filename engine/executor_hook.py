@@ -1,0 +1,51 @@
+"""A Ray Data execution callback that hands us the running executor.
+
+Ray Data calls `before_execution_starts` with the StreamingExecutor of each
+execution; keeping that handle is what lets Stop shut the pipeline down (actors
+and GPU memory included) even while workers are still starting.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ray.data._internal.execution.execution_callback import ExecutionCallback
+
+_lock = threading.Lock()
+_current: dict[str, object] = {}
+
+
+class CaptureExecutor(ExecutionCallback):
+    def before_execution_starts(self, executor) -> None:
+        with _lock:
+            _current["executor"] = executor
+
+    def after_execution_succeeds(self, executor) -> None:
+        self._forget(executor)
+
+    def after_execution_fails(self, executor, error: Exception) -> None:
+        self._forget(executor)
+
+    @staticmethod
+    def _forget(executor) -> None:
+        with _lock:
+            if _current.get("executor") is executor:
+                _current.pop("executor")
+
+
+def install() -> None:
+    from ray.data import DataContext
+
+    classes = DataContext.get_current().custom_execution_callback_classes
+    if CaptureExecutor not in classes:
+        classes.append(CaptureExecutor)
+
+
+def shutdown_current() -> bool:
+    """Force-stop the running execution, if any; True when one was stopped."""
+    with _lock:
+        executor = _current.pop("executor", None)
+    if executor is None:
+        return False
+    executor.shutdown(force=True)
+    return True

@@ -1,0 +1,98 @@
+"""The two ways of running a classifier over batches, as Ray Data UDFs.
+
+`naive_predict` is the tutorial's wrong way: a function that builds the model
+for every batch and classifies images one at a time. `Predictor` is the right
+way: a class whose constructor loads the model once per actor and whose call
+runs one vectorised forward pass per batch, normalising on the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.models import build_model, class_names
+from engine.reporter import ReportClient, now, worker_id
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def _dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _labels(probs, names: list[str], keys: np.ndarray) -> dict[str, np.ndarray]:
+    conf, idx = probs.max(dim=1)
+    idx = idx.cpu().numpy()
+    return {
+        "key": keys,
+        "label_index": idx.astype(np.int32),
+        "label": np.array([names[i] for i in idx]),
+        "confidence": conf.float().cpu().numpy(),
+    }
+
+
+def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, reporter, run_id) -> dict:
+    """Build the model inside the batch, then classify each image on its own (slow on purpose)."""
+    import torch
+
+    client = ReportClient(reporter, run_id)
+    start = now()
+    client.send("worker_started", worker_id(), start)
+    model, _ = build_model(model_name, weights_file)
+    client.send("model_loaded", worker_id(), start, now())
+    names = class_names(model_name)
+    mean = torch.tensor(MEAN).view(3, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1)
+    batch_start = now()
+    outputs = []
+    with torch.inference_mode():
+        for image in batch["image"]:
+            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+            outputs.append(torch.softmax(model(((x - mean) / std).unsqueeze(0)), dim=1))
+    result = _labels(torch.cat(outputs), names, batch["key"])
+    client.send("batch_done", len(batch["key"]), batch_start, now())
+    return result
+
+
+class Predictor:
+    """Loads the model once per actor; each call is one batched forward pass."""
+
+    def __init__(self, model_name: str, weights_file, precision: str, reporter, run_id: str) -> None:
+        import torch
+
+        self.client = ReportClient(reporter, run_id)
+        start = now()
+        self.client.send("worker_started", worker_id(), start)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = _dtype(precision)
+        model, _ = build_model(model_name, weights_file)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        self.model = model
+        self.names = class_names(model_name)
+        shape = (1, 3, 1, 1)
+        self.mean = torch.tensor(MEAN, device=self.device).view(shape) * 255
+        self.std = torch.tensor(STD, device=self.device).view(shape) * 255
+        self.client.send("model_loaded", worker_id(), start, now())
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        start = now()
+        with torch.inference_mode():
+            images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
+            x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+            x = ((x.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+            if self.device.type == "cuda":
+                logits = self.model(x.to(self.dtype))
+            else:
+                with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
+                    logits = self.model(x)
+            probs = torch.softmax(logits.float(), dim=1)
+            result = _labels(probs, self.names, batch["key"])
+        self.client.send("batch_done", len(batch["key"]), start, now())
+        return result

@@ -1,0 +1,97 @@
+"""A tiny Ray actor that workers tell what they actually did.
+
+Workers report every model they construct and every batch they finish, so
+model-load counts, rows done and the start-up timeline are facts reported by
+the processes doing the work, not estimates made by the driver. It also carries
+the stop request back to the workers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import ray
+
+REPORTER_NAME = "batch_playground_reporter"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class Reporter:
+    def __init__(self) -> None:
+        self.reset(None)
+
+    def reset(self, run_id: str | None) -> None:
+        self.run_id = run_id
+        self.rows = 0
+        self.batches = 0
+        self.loads: list[dict] = []
+        self.workers: dict[str, float] = {}
+        self.first_batch_in: float | None = None
+        self.first_result: float | None = None
+        self.stop = False
+
+    def worker_started(self, run_id: str, worker: str, at: float) -> bool:
+        if run_id == self.run_id:
+            self.workers.setdefault(worker, at)
+        return self.stop
+
+    def model_loaded(self, run_id: str, worker: str, start: float, end: float) -> bool:
+        if run_id == self.run_id:
+            self.loads.append({"worker": worker, "start": start, "end": end})
+        return self.stop
+
+    def batch_done(self, run_id: str, rows: int, start: float, end: float) -> bool:
+        if run_id == self.run_id:
+            self.rows += rows
+            self.batches += 1
+            self.first_batch_in = start if self.first_batch_in is None else min(self.first_batch_in, start)
+            self.first_result = end if self.first_result is None else min(self.first_result, end)
+        return self.stop
+
+    def request_stop(self, run_id: str) -> None:
+        if run_id == self.run_id:
+            self.stop = True
+
+    def snapshot(self, with_loads: bool = False) -> dict:
+        return {
+            "rows": self.rows,
+            "batches": self.batches,
+            "model_loads": len(self.loads),
+            "workers": len(self.workers),
+            "first_worker": min(self.workers.values(), default=None),
+            "first_batch_in": self.first_batch_in,
+            "first_result": self.first_result,
+            "loads": list(self.loads) if with_loads else None,
+        }
+
+
+def get_reporter():
+    """The session's reporter actor, created on first use and reused by later runs."""
+    return Reporter.options(name=REPORTER_NAME, get_if_exists=True, lifetime=None).remote()
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StopRequested(RuntimeError):
+    """Raised inside a worker when the user pressed Stop."""
+
+
+class ReportClient:
+    """Worker-side handle: reports without blocking and notices a stop request."""
+
+    def __init__(self, reporter, run_id: str) -> None:
+        self.reporter, self.run_id, self.pending = reporter, run_id, []
+
+    def send(self, method: str, *args) -> None:
+        self.pending.append(getattr(self.reporter, method).remote(self.run_id, *args))
+        ready, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        if ready and any(ray.get(ready)):
+            raise StopRequested("run stopped by the user")
+
+
+def now() -> float:
+    return time.time()

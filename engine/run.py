@@ -1,0 +1,216 @@
+"""Background runs: `start(config)` returns a `Run` at once and work goes on in a thread.
+
+One run uses the cluster at a time: a second `start` waits in a queue (status
+"queued") and never runs on top of the first. Whatever happens inside the
+pipeline, the caller gets a status and a one-line error, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from typing import Any
+
+from engine import cluster, executor_hook
+from engine.config import RunConfig
+from engine.errors import one_line
+from engine.models import weights_kind
+from engine.reporter import get_reporter
+from engine.samplers import MetricsSampler
+from engine.summary import summarize
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
+DONE = ("finished", "failed", "stopped")
+SAMPLE_ROWS = 8
+
+
+class RunStopped(Exception):
+    """The user stopped the run."""
+
+
+class Run:
+    """One batch-inference job: its status, live metrics and final summary."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.config = config
+        self.status = "queued"
+        self.phase = "waiting for the previous run"
+        self.error: str | None = None
+        self.launched_at = time.time()
+        self.summary: dict[str, Any] | None = None
+        self.predictions: list[dict] = []
+        self.sampler: MetricsSampler | None = None
+        self.marks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._done = threading.Event()
+
+    # --- what callers read -------------------------------------------------
+    def timeseries(self) -> list[dict]:
+        return list(self.sampler.points) if self.sampler else []
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends; True if it did within `timeout`."""
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        """Ask the run to end; its actors and GPU memory are freed within seconds."""
+        self._stop.set()
+        if self.status == "queued":
+            self._finish("stopped")
+            return
+        try:
+            import ray
+
+            if ray.is_initialized():
+                get_reporter().request_stop.remote(self.id)
+        except Exception as exc:
+            log.debug("could not tell workers to stop: %s", exc)
+        executor_hook.shutdown_current()
+
+    # --- what the runner does ---------------------------------------------
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self.status, self.error = status, error
+        self.phase = status
+        self._done.set()
+
+    def execute(self) -> None:
+        """Run the pipeline to its end; never raises."""
+        if self._stop.is_set():
+            return self._finish("stopped")
+        reporter = None
+        try:
+            self.status, self.phase = "starting", "connecting to Ray"
+            cluster.connect(self.config.address)
+            cluster.check_resources(self.config.num_gpus, self.config.concurrency)
+            executor_hook.install()
+            reporter = get_reporter()
+            import ray
+
+            ray.get(reporter.reset.remote(self.id))
+            self.marks["connected"] = time.time()
+            self.sampler = MetricsSampler(self.launched_at, lambda: ray.get(reporter.snapshot.remote())).start()
+            self._consume(reporter)
+            status = "stopped" if self._stop.is_set() else "finished"
+            self._wrap_up(reporter, status, None)
+        except BaseException as exc:  # noqa: BLE001 - a run must never take its caller down
+            if self._stop.is_set():
+                self._wrap_up(reporter, "stopped", None)
+            else:
+                log.warning("run %s failed", self.id, exc_info=True)
+                self._wrap_up(reporter, "failed", one_line(exc, self.config))
+
+    def _consume(self, reporter) -> None:
+        from engine.pipeline import build
+
+        self.phase = "planning the pipeline"
+
+        def jpeg_progress(done: int, total: int) -> None:
+            self.phase = f"writing JPEG files {done}/{total} (first use only)"
+
+        ds = build(self.config, reporter, self.id, jpeg_progress)
+        self.dataset = ds
+        self.status, self.phase = "running", "running"
+        if self.config.output:
+            ds.write_parquet(self.config.output)
+            self.predictions = _read_sample(self.config.output)
+            return
+        for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+            if len(self.predictions) < SAMPLE_ROWS:
+                self.predictions += batch.head(SAMPLE_ROWS - len(self.predictions)).to_dict("records")
+            if self._stop.is_set():
+                raise RunStopped()
+
+    def _wrap_up(self, reporter, status: str, error: str | None) -> None:
+        ended = time.time()
+        workers = {}
+        try:
+            if self.sampler:
+                self.sampler.stop()
+            if reporter is not None:
+                import ray
+
+                workers = ray.get(reporter.snapshot.remote(with_loads=True), timeout=10)
+        except Exception as exc:
+            log.debug("final readings incomplete: %s", exc)
+        try:
+            self.summary = summarize(
+                self, status, error, ended, workers, weights_kind(self.config.model, self.config.weights_file)
+            )
+        except Exception as exc:
+            log.exception("summary failed")
+            error = error or one_line(exc, self.config)
+            status = "failed"
+        self._finish(status, error)
+
+
+def _read_sample(folder: str) -> list[dict]:
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(folder, format="parquet").head(SAMPLE_ROWS)
+    return table.to_pylist()
+
+
+class Runner:
+    """Runs queued runs one after another on a single background thread."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Run] = queue.Queue()
+        self._lock = threading.Lock()
+        self.runs: list[Run] = []
+        self._thread = threading.Thread(target=self._loop, name="run-worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, config: RunConfig) -> Run:
+        run = Run(config.validate())
+        with self._lock:
+            self.runs.append(run)
+        self._queue.put(run)
+        return run
+
+    def active(self) -> Run | None:
+        """The run using the cluster now, else the next queued one."""
+        with self._lock:
+            going = [r for r in self.runs if r.status in ("starting", "running")]
+            waiting = [r for r in self.runs if r.status == "queued"]
+        return (going or waiting or [None])[0]
+
+    def latest(self) -> Run | None:
+        with self._lock:
+            return self.runs[-1] if self.runs else None
+
+    def get(self, run_id: str) -> Run | None:
+        with self._lock:
+            return next((r for r in self.runs if r.id == run_id), None)
+
+    def _loop(self) -> None:
+        while True:
+            run = self._queue.get()
+            run.execute()
+
+
+_runner: Runner | None = None
+_runner_lock = threading.Lock()
+
+
+def runner() -> Runner:
+    """The process-wide runner (one queue, one run at a time)."""
+    global _runner
+    with _runner_lock:
+        if _runner is None:
+            _runner = Runner()
+        return _runner
+
+
+def start(config: RunConfig) -> Run:
+    """Validate and queue a run; returns at once. Raises ConfigError for bad input."""
+    return runner().submit(config)

@@ -1,0 +1,39 @@
+"""Shared fixtures: one small local Ray for the whole session, on the CPU."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("PLAYGROUND_OBJECT_STORE_MB", "300")
+os.environ.setdefault("PLAYGROUND_CACHE", os.path.join(ROOT, ".cache-test"))
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+from engine import RunConfig  # noqa: E402
+
+TINY = RunConfig(model="resnet18", images=24, image_size=32, batch_size=8, concurrency=1, block_size_mb=1)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """Start (once) the embedded Ray the engine uses, and hand back the runner."""
+    from engine import cluster, runner
+
+    cluster.connect(None)
+    yield runner()
+
+
+@pytest.fixture
+def tiny() -> RunConfig:
+    """A run small enough for a 2-core CI machine: 24 images of 32x32."""
+    return TINY
+
+
+def finish(run, timeout: float = 180):
+    """Wait for a run and return its summary, failing the test on a hang."""
+    assert run.wait(timeout), f"run {run.id} still {run.status} after {timeout}s"
+    return run.summary

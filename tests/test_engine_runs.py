@@ -1,0 +1,171 @@
+"""Real Ray Data runs on a small local Ray: both pipelines, metrics, stop, failure, queue."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import ray
+
+from engine import start
+from engine.cluster import live_pool_actors
+from engine.summary import PHASES
+from tests.conftest import finish
+
+POINT_FIELDS = {
+    "t",
+    "rows",
+    "images_per_sec",
+    "gpu_util_pct",
+    "gpu_mem_used_bytes",
+    "object_store_used_bytes",
+    "object_store_capacity_bytes",
+    "cpu_pct",
+    "ram_used_bytes",
+}
+
+
+def test_actor_pipeline_predicts_every_image_with_one_model_load(ray_local, tiny):
+    summary = finish(start(tiny))
+    assert summary["status"] == "finished", summary["error"]
+    assert summary["rows"] == tiny.images
+    assert summary["model_loads"] == tiny.concurrency == 1
+    assert summary["weights"] == "random"
+    first = summary["predictions"][0]
+    assert 0 <= first["label_index"] < 1000 and isinstance(first["label"], str) and 0 < first["confidence"] <= 1
+    assert "ActorPoolMapOperator" in summary["plan"] and "->" in summary["plan"]
+    assert "MapBatches(Predictor)" in summary["stats"]
+
+
+def test_naive_pipeline_loads_the_model_once_per_batch(ray_local, tiny):
+    config = tiny.replace(pipeline="naive", batch_size=4, concurrency=2)
+    summary = finish(start(config))
+    assert summary["status"] == "finished", summary["error"]
+    assert summary["rows"] == config.images
+    assert summary["model_loads"] == config.images // config.batch_size
+    assert "TaskPoolMapOperator" in summary["plan"]
+
+
+def test_timeseries_has_every_field_and_no_fake_gpu_zeros(ray_local, tiny):
+    summary = finish(start(tiny.replace(images=48)))
+    points = summary["timeseries"]
+    assert points and all(POINT_FIELDS <= set(p) for p in points)
+    assert points[-1]["rows"] == 48
+    assert [p["t"] for p in points] == sorted(p["t"] for p in points)
+    if not points[-1]["gpus"]:  # a CPU machine: GPU figures are unavailable, not zero
+        assert all(p["gpu_util_pct"] is None and p["gpu_mem_used_bytes"] is None for p in points)
+    assert all(p["object_store_capacity_bytes"] > 0 for p in points)
+
+
+def test_startup_phases_are_ordered_and_add_up_to_first_result(ray_local, tiny):
+    summary = finish(start(tiny))
+    phases = summary["startup"]
+    assert list(phases) == list(PHASES)
+    assert all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) <= summary["first_result_s"] + 0.01
+
+
+def test_stop_in_the_middle_ends_the_run_and_frees_its_actors(ray_local, tiny):
+    run = start(tiny.replace(images=20000, batch_size=4, block_size_mb=1))
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run.timeseries() and run.timeseries()[-1]["rows"] > 0):
+        time.sleep(0.2)
+    assert run.status == "running"
+    asked = time.time()
+    run.stop()
+    assert run.wait(5), "stop took longer than 5 s"
+    assert time.time() - asked < 5
+    assert run.status == "stopped" and run.summary["rows"] < 20000
+    deadline = time.time() + 10
+    while live_pool_actors() and time.time() < deadline:
+        time.sleep(0.2)
+    assert live_pool_actors() == 0
+
+
+def test_a_failing_udf_fails_the_run_with_its_cause_and_the_next_run_works(ray_local, tiny, tmp_path):
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"this is not a state dict")
+    summary = finish(start(tiny.replace(weights_file=str(broken))))
+    assert summary["status"] == "failed"
+    assert summary["error"] and "\n" not in summary["error"]
+    assert "Traceback" not in summary["error"]
+    assert finish(start(tiny))["status"] == "finished"
+
+
+def test_second_start_is_queued_behind_the_first(ray_local, tiny):
+    first = start(tiny.replace(images=96))
+    second = start(tiny)
+    assert second.status == "queued"
+    finish(first)
+    assert finish(second)["status"] == "finished"
+    assert second.summary["started_at"] >= first.launched_at
+
+
+def test_stop_a_queued_run_never_starts_it(ray_local, tiny):
+    first = start(tiny)
+    second = start(tiny)
+    second.stop()
+    assert second.status == "stopped" and second.wait(1)
+    finish(first)
+
+
+def test_output_folder_gets_parquet_predictions(ray_local, tiny, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "preds"
+    summary = finish(start(tiny.replace(output=str(out))))
+    assert summary["status"] == "finished", summary["error"]
+    table = pq.read_table(out)
+    assert table.num_rows == tiny.images
+    assert {"key", "label_index", "label", "confidence"} <= set(table.column_names)
+    assert summary["predictions"]
+
+
+def test_jpeg_files_are_written_once_and_decoded(ray_local, tiny):
+    summary = finish(start(tiny.replace(data="jpeg")))
+    assert summary["status"] == "finished", summary["error"]
+    assert summary["rows"] == tiny.images
+    assert summary["predictions"][0]["key"].endswith(".jpg")
+
+
+def test_a_folder_of_images(ray_local, tiny, tmp_path):
+    from PIL import Image
+
+    for i in range(5):
+        Image.fromarray(np.full((40, 50, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
+    summary = finish(start(tiny.replace(data=str(tmp_path))))
+    assert summary["status"] == "finished", summary["error"]
+    assert summary["rows"] == 5
+
+
+def test_object_store_reading_matches_an_independent_one(ray_local):
+    from ray._private.internal_api import memory_summary
+
+    from engine.samplers import read_object_store
+
+    before = sum(r.used_bytes for r in read_object_store())
+    ref = ray.put(np.zeros(48 * 2**20, np.uint8))
+    after = sum(r.used_bytes for r in read_object_store())
+    assert after - before >= 48 * 2**20
+    # A second reading through a different raylet RPC (what `ray memory --stats-only` prints).
+    text = memory_summary(stats_only=True)
+    mib = int(text.split("Plasma memory usage ")[1].split(" MiB")[0])
+    assert abs(mib * 2**20 - after) <= 2**20 + 0.02 * after
+    del ref
+
+
+def test_asking_for_missing_gpus_fails_at_once(ray_local, tiny):
+    if ray.cluster_resources().get("GPU"):
+        pytest.skip("this machine has GPUs")
+    t0 = time.time()
+    summary = finish(start(tiny.replace(num_gpus=1)), timeout=30)
+    assert summary["status"] == "failed" and "GPU" in summary["error"]
+    assert time.time() - t0 < 30
+
+
+def test_engine_never_imports_streamlit():
+    import subprocess
+    import sys
+
+    code = "import engine, engine.cli, engine.run, sys; assert 'streamlit' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
