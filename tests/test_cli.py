@@ -1,0 +1,112 @@
+"""`python -m engine` as a user types it: exit codes, progress, JSON, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import ray
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--images", "24", "--image-size", "32", "--block-size-mb", "1"]
+
+
+def cli(*args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--batch-size", "0"],
+        ["run", "--batch-size", "-5"],
+        ["run", "--concurrency", "abc"],
+        ["run", "--pipeline", "turbo"],
+        ["run", "--model", "nope"],
+        ["run", "--num-gpus", "1.5"],
+        ["run", "--data", "/does/not/exist"],
+        ["run", "--unknown-flag"],
+        ["fly"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_run_on_a_fresh_local_ray_writes_the_summary(tmp_path):
+    out = tmp_path / "run.json"
+    result = cli("run", "--pipeline", "actor", *TINY, "--batch-size", "8", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "finished: actor resnet18" in result.stdout
+    assert "images" in result.stderr  # the progress bar
+    summary = json.loads(out.read_text())
+    for key in (
+        "status",
+        "pipeline",
+        "model",
+        "weights",
+        "images",
+        "seconds",
+        "images_per_sec",
+        "first_result_s",
+        "model_loads",
+        "plan",
+        "timeseries",
+        "startup",
+    ):
+        assert key in summary
+    assert summary["status"] == "finished" and summary["images"] == 24 and summary["model_loads"] == 1
+
+
+def test_compare_joins_an_existing_cluster_and_prints_the_speedup(ray_local, tmp_path):
+    out = tmp_path / "compare.json"
+    address = ray.get_runtime_context().gcs_address
+    result = cli("compare", *TINY, "--address", address, "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "speedup (actor vs naive, images/sec)" in result.stdout
+    payload = json.loads(out.read_text())
+    naive, actor = payload["runs"]
+    assert naive["model_loads"] == 24 // 4 and actor["model_loads"] == 1
+    assert payload["speedup"] > 0
+
+
+def test_ctrl_c_records_the_run_as_stopped(ray_local, tmp_path):
+    out = tmp_path / "stopped.json"
+    address = ray.get_runtime_context().gcs_address
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            "--pipeline",
+            "naive",
+            "--images",
+            "50000",
+            "--image-size",
+            "32",
+            "--block-size-mb",
+            "1",
+            "--address",
+            address,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(12)  # connected and working (Ctrl-C must be recorded at any point anyway)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert json.loads(out.read_text())["status"] == "stopped"
