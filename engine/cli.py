@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from engine.config import ConfigError, RunConfig
+from engine.config import ConfigError, RunConfig, pipeline_defaults
 from engine.models import MODEL_NAMES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -83,11 +83,6 @@ def _config(args: argparse.Namespace, **overrides) -> RunConfig:
         if values.get(key) is None:
             values[key] = value
     return RunConfig(**values).validate()
-
-
-def pipeline_defaults(pipeline: str) -> dict:
-    """The tutorial's defaults: naive batch 4 x 2 tasks; actor batch 32 x 1 actor."""
-    return {"batch_size": 4, "concurrency": 2} if pipeline == "naive" else {"batch_size": 32, "concurrency": 1}
 
 
 def _progress(run, total: int, quiet: bool) -> None:

@@ -28,6 +28,11 @@ LIMITS = {
 }
 
 
+def pipeline_defaults(pipeline: str) -> dict[str, int]:
+    """The tutorial's starting points: naive batch 4 x 2 tasks; actor batch 32 x 1 actor."""
+    return {"batch_size": 4, "concurrency": 2} if pipeline == "naive" else {"batch_size": 32, "concurrency": 1}
+
+
 class ConfigError(ValueError):
     """A config value outside what the engine accepts; the message is one line."""
 

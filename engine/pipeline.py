@@ -26,6 +26,18 @@ def configure_context(config: RunConfig) -> None:
     )
 
 
+def cpu_actor_share(concurrency: int) -> float:
+    """CPUs each CPU-only actor asks for: the cluster's CPUs less one for reading, shared out.
+
+    Whole-CPU actors would hold every core and starve the read tasks that feed
+    them, so a 2-core laptop with 2 actors would wait forever.
+    """
+    from engine.cluster import nodes
+
+    cpus = sum(n.cpus for n in nodes() if n.alive)
+    return round(max(0.1, min(1.0, (cpus - 1) / concurrency)), 2)
+
+
 def build(config: RunConfig, reporter, run_id: str, progress=None):
     """The lazy Dataset of predictions for this config."""
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
@@ -48,6 +60,7 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
         )
     return ds.map_batches(
         Predictor,
+        num_cpus=None if config.num_gpus else cpu_actor_share(config.concurrency),
         fn_constructor_kwargs={
             "model_name": config.model,
             "weights_file": config.weights_file,

@@ -1,0 +1,30 @@
+"""Ray Data batch-inference playground: the router and the frame around every page."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Ray Data batch inference playground", page_icon="⚡", layout="wide")
+
+from ui.session import connect_or_explain  # noqa: E402
+
+pages = st.navigation(
+    [
+        st.Page("pages/playground.py", title="Playground", icon="⚡", default=True),
+        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    ]
+)
+
+with st.sidebar:
+    st.text_input(
+        "Ray address",
+        key="ray_address",
+        placeholder="empty = local embedded Ray",
+        help="HOST:PORT of an existing Ray cluster; empty starts Ray inside this app.",
+    )
+    cluster = connect_or_explain()
+    if cluster:
+        st.caption(
+            f"**{cluster['label']}** · {cluster['nodes']} node(s) · {cluster['cpus']:g} CPUs · "
+            f"{cluster['gpus']:g} GPUs · object store {cluster['object_store_gib']:.1f} GiB"
+        )
+
+pages.run()

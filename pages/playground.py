@@ -1,0 +1,63 @@
+"""Playground: pick a model and settings, launch a real Ray Data run, watch it live."""
+
+import streamlit as st
+
+from engine import ConfigError
+from ui import panels
+from ui.controls import run_controls
+from ui.session import connect_or_explain, shared_runner
+
+st.title("Ray Data batch inference playground")
+st.caption("Launch the naive or the actor-based pipeline and watch real throughput, GPU and object-store use.")
+
+cluster = connect_or_explain() or {"gpus": 0, "cpus": 1}
+runner = shared_runner()
+controls, live = st.columns([1, 3], gap="large")
+
+with controls:
+    config = run_controls(gpus=cluster["gpus"], cpus=cluster["cpus"])
+    launch, stop = st.columns(2)
+    if launch.button("Launch", type="primary", width="stretch"):
+        try:
+            run = runner.submit(config)
+            if run.status == "queued" and runner.active() is not run:
+                st.toast(f"Queued behind the run in progress ({runner.active().id}).")
+        except ConfigError as exc:
+            st.error(str(exc))
+    if stop.button("Stop", width="stretch"):
+        active = runner.active()
+        if active:
+            active.stop()
+        else:
+            st.toast("Nothing is running.")
+
+
+def current():
+    """The run this page is about: the one in progress, else the latest, else None."""
+    run = runner.active() or runner.latest()
+    return run, ((run.id, run.done) if run else None)
+
+
+latest, st.session_state["shown"] = current()
+
+
+@st.fragment(run_every=1.0)
+def live_panel() -> None:
+    """Redrawn every second for every browser: the run in progress, or a prompt."""
+    run, shown = current()
+    if st.session_state.get("shown") != shown:
+        st.rerun()  # a run started or ended (maybe from another browser): redraw the page once
+    if run is None:
+        st.info("Set the controls and press **Launch**. The first run also starts Ray's workers.")
+        return
+    panels.status_line(run)
+    panels.kpis(run)
+    if not run.done:
+        panels.live_charts(run.timeseries(), panels.gpu_note())
+
+
+with live:
+    live_panel()
+    if latest is not None and latest.done:
+        panels.live_charts(latest.timeseries(), panels.gpu_note())
+        panels.finished(latest)

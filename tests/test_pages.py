@@ -1,0 +1,116 @@
+"""The pages through Streamlit's AppTest: labels, a real tiny run, errors, and the no-GPU path."""
+
+import os
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.session
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+LABELS = {
+    "selectbox": {"Model", "Precision"},
+    "radio": {"Pipeline", "Data"},
+    "slider": {"Batch size", "Concurrency", "Block size (MB)", "Images"},
+    "button": {"Launch", "Stop"},
+}
+
+
+def labels(at: AppTest, kind: str) -> set[str]:
+    return {w.label for w in getattr(at, kind)}
+
+
+@pytest.fixture
+def app(ray_local):
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def tiny_settings(at: AppTest) -> None:
+    at.slider(key="images").set_value(16)
+    at.slider(key="batch").set_value(8)
+    at.slider(key="block").set_value(1)
+
+
+def run_until(at: AppTest, done, timeout: float = 180) -> AppTest:
+    """Rerun the page (as the live fragment does) until `done(at)` or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        if done(at):
+            return at
+        time.sleep(1)
+    raise AssertionError("page never reached the expected state")
+
+
+def test_playground_has_every_labelled_control(app):
+    assert not app.exception
+    for kind, expected in LABELS.items():
+        assert expected <= labels(app, kind), kind
+    assert [o for o in app.radio(key="pipeline").options] == ["Naive", "Actor-based"]
+    assert "GPUs per actor" not in labels(app, "number_input")  # no GPU in CI
+
+
+def test_switching_to_naive_loads_its_defaults(app):
+    app.radio(key="pipeline").set_value("Naive").run()
+    assert app.slider(key="batch").value == 4 and app.slider(key="concurrency").value == 2
+
+
+def test_launching_a_tiny_cpu_run_ends_in_a_finished_summary(app):
+    tiny_settings(app)
+    [b for b in app.button if b.label == "Launch"][0].click().run()
+    run_until(app, lambda at: any(s.value == "Summary" for s in at.subheader))
+    assert not app.exception
+    assert any("finished" in m.value for m in app.markdown)
+    assert any(m.label == "Steady images/sec" for m in app.metric)
+    assert any(s.value == "Sample predictions" for s in app.subheader)
+    assert any("GPU charts hidden" in i.value for i in app.info)  # the no-GPU path
+    code = [c.value for c in app.code]
+    assert any("ActorPoolStrategy(size=1)" in c and "batch_size=8" in c for c in code)
+    assert any("ActorPoolMapOperator" in c for c in code)
+
+
+def test_bad_input_is_one_line_and_nothing_starts(app, tmp_path):
+    before = len(ui.session.shared_runner().runs)
+    app.radio(key="data").set_value("Folder or URI").run()
+    app.text_input(key="data_path").input(str(tmp_path / "missing")).run()
+    [b for b in app.button if b.label == "Launch"][0].click().run()
+    errors = [e.value for e in app.error]
+    assert errors and errors[0].startswith("data ") and "\n" not in errors[0]
+    assert len(ui.session.shared_runner().runs) == before
+
+
+def test_a_failed_run_shows_its_cause_and_the_page_keeps_working(app, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    tiny_settings(app)
+    app.radio(key="data").set_value("Folder or URI").run()
+    app.text_input(key="data_path").input(str(tmp_path)).run()
+    [b for b in app.button if b.label == "Launch"][0].click().run()
+    run_until(app, lambda at: any("Run failed" in e.value for e in at.error))
+    message = [e.value for e in app.error if "Run failed" in e.value][0]
+    assert "\n" not in message and "Traceback" not in message
+    app.radio(key="data").set_value("Synthetic (generated in the pipeline)").run()
+    [b for b in app.button if b.label == "Launch"][0].click().run()
+    run_until(app, lambda at: any(s.value == "Summary" for s in at.subheader) and not at.error)
+
+
+def test_gpu_control_appears_when_the_cluster_has_gpus(ray_local, monkeypatch):
+    fake = {"label": "test cluster", "nodes": 1, "cpus": 16, "gpus": 2, "object_store_gib": 8.0}
+    monkeypatch.setattr(ui.session, "connect_or_explain", lambda: fake)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "GPUs per actor" in labels(at, "number_input")
+
+
+def test_compare_page_races_both_pipelines_and_lists_history(ray_local):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(os.path.join(os.path.dirname(APP), "pages", "compare.py")).run()
+    assert not at.exception
+    at.slider(key="cmp_images").set_value(16)
+    next(b for b in at.button if b.label == "Run naive vs actor-based").click().run()
+
+    def both_done(page):
+        return any(m.label == "Speedup" and m.value.endswith("×") for m in page.metric)
+
+    run_until(at, both_done, timeout=240)
+    assert any(d.label == "Download CSV" for d in at.get("download_button"))
+    assert at.dataframe and len(at.dataframe[0].value) >= 2

@@ -1,0 +1,1 @@
+"""Streamlit-side helpers shared by the pages: charts, controls and run panels."""

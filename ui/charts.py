@@ -1,0 +1,124 @@
+"""Plotly figures built from a run's time series; every axis has units and time runs along x."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+GIB = 2**30
+HEIGHT = 260
+
+
+def _figure(title: str, y_title: str, y_range=None) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=HEIGHT,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis_title="time since Launch (s)",
+        yaxis_title=y_title,
+        legend={"orientation": "h", "y": -0.3},
+        hovermode="x unified",
+    )
+    if y_range:
+        fig.update_yaxes(range=y_range)
+    fig.update_xaxes(rangemode="tozero")
+    return fig
+
+
+def _series(points: list[dict], key: str, scale: float = 1.0) -> tuple[list, list]:
+    xs, ys = [], []
+    for p in points:
+        xs.append(p["t"])
+        value = p.get(key)
+        ys.append(None if value is None else value / scale)
+    return xs, ys
+
+
+def throughput(points: list[dict], ceiling: float | None = None, name: str = "") -> go.Figure:
+    """Images/sec now and the cumulative average since Launch."""
+    fig = _figure("Throughput", "images / s")
+    xs, ys = _series(points, "images_per_sec")
+    fig.add_scatter(x=xs, y=ys, name=f"{name}images/s", mode="lines", line={"width": 2})
+    xs, ys = _series(points, "cumulative_images_per_sec")
+    fig.add_scatter(x=xs, y=ys, name=f"{name}average since Launch", mode="lines", line={"dash": "dot"})
+    if ceiling:
+        fig.add_hline(y=ceiling, line_dash="dash", line_color="gray", annotation_text="GPU ceiling")
+    return fig
+
+
+def gpu_util(points: list[dict]) -> go.Figure:
+    """Utilisation of each GPU, in percent."""
+    fig = _figure("GPU utilisation", "%", [0, 105])
+    for index in sorted({g["index"] for p in points for g in p.get("gpus") or []}):
+        xs = [p["t"] for p in points]
+        ys = [next((g["util_pct"] for g in p.get("gpus") or [] if g["index"] == index), None) for p in points]
+        fig.add_scatter(x=xs, y=ys, name=f"GPU {index}", mode="lines")
+    return fig
+
+
+def gpu_memory(points: list[dict]) -> go.Figure:
+    """Memory used on each GPU, against its size."""
+    fig = _figure("GPU memory", "GiB")
+    for index in sorted({g["index"] for p in points for g in p.get("gpus") or []}):
+        xs = [p["t"] for p in points]
+        gpus = [next((g for g in p.get("gpus") or [] if g["index"] == index), None) for p in points]
+        used = [g["mem_used_bytes"] / GIB if g and g["mem_used_bytes"] is not None else None for g in gpus]
+        fig.add_scatter(x=xs, y=used, name=f"GPU {index} used", mode="lines")
+        total = next((g["mem_total_bytes"] for g in gpus if g and g["mem_total_bytes"]), None)
+        if total:
+            fig.add_hline(y=total / GIB, line_dash="dash", line_color="gray", annotation_text=f"GPU {index} size")
+    return fig
+
+
+def object_store(points: list[dict]) -> go.Figure:
+    """Ray object store used, its capacity, and bytes spilled to disk."""
+    fig = _figure("Ray object store", "GiB")
+    for key, name, style in (
+        ("object_store_used_bytes", "used", {"width": 2}),
+        ("object_store_capacity_bytes", "capacity", {"dash": "dash", "color": "gray"}),
+        ("object_store_spilled_bytes", "spilled (total)", {"dash": "dot", "color": "firebrick"}),
+    ):
+        xs, ys = _series(points, key, GIB)
+        fig.add_scatter(x=xs, y=ys, name=name, mode="lines", line=style)
+    return fig
+
+
+def host(points: list[dict]) -> go.Figure:
+    """CPU % (left axis) and RAM used (right axis) of the machine running the app."""
+    fig = _figure("CPU and RAM (this machine)", "CPU %", [0, 105])
+    xs, ys = _series(points, "cpu_pct")
+    fig.add_scatter(x=xs, y=ys, name="CPU %", mode="lines")
+    xs, ys = _series(points, "ram_used_bytes", GIB)
+    fig.add_scatter(x=xs, y=ys, name="RAM used (GiB)", mode="lines", yaxis="y2")
+    fig.update_layout(yaxis2={"title": "RAM GiB", "overlaying": "y", "side": "right", "rangemode": "tozero"})
+    return fig
+
+
+def overlay(runs: list[tuple[str, list[dict]]]) -> go.Figure:
+    """Images/sec of several runs on one time axis."""
+    fig = _figure("Throughput, overlaid", "images / s")
+    for label, points in runs:
+        xs, ys = _series(points, "images_per_sec")
+        fig.add_scatter(x=xs, y=ys, name=label, mode="lines")
+    return fig
+
+
+def startup_timeline(startup: dict[str, float] | None, loads: list[dict]) -> go.Figure:
+    """Launch -> first result as one stacked bar, and every model load as its own bar."""
+    fig = _figure("Start-up: from Launch to the first result", "")
+    fig.update_layout(barmode="stack", height=140 + 18 * min(len(loads), 20))
+    if startup:
+        for phase, seconds in startup.items():
+            fig.add_bar(y=["start-up"], x=[seconds], name=phase.replace("_", " "), orientation="h")
+    for i, load in enumerate(loads[:20]):
+        fig.add_bar(
+            y=[f"model load {i + 1}"],
+            x=[load["end_s"] - load["start_s"]],
+            base=[load["start_s"]],
+            orientation="h",
+            marker_color="indianred",
+            showlegend=i == 0,
+            name="model load",
+        )
+    fig.update_yaxes(autorange="reversed", title=None)
+    return fig

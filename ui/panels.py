@@ -1,0 +1,121 @@
+"""What the pages draw for a run: KPI tiles, live charts, and the finished account."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from engine import nvml
+from engine.data import load_image
+from engine.snippet import code_for
+from ui import charts
+
+STATUS_ICON = {"queued": "⏳", "starting": "🚀", "running": "▶️", "finished": "✅", "failed": "❌", "stopped": "⏹️"}
+
+
+def status_line(run) -> None:
+    text = (
+        f"{STATUS_ICON.get(run.status, '')} **{run.status}** · run `{run.id}` · {run.config.pipeline} · "
+        f"{run.config.model} · {run.phase}"
+    )
+    if run.status == "failed":
+        st.error(f"Run failed: {run.error}")
+    elif run.status == "queued":
+        st.warning(f"Queued: waits for the run in progress. {text}")
+    else:
+        st.markdown(text)
+
+
+def kpis(run) -> None:
+    """Images done with a progress bar, images/sec, model loads, elapsed time and ETA."""
+    points = run.timeseries()
+    last = points[-1] if points else {}
+    rows, total = last.get("rows", 0), run.config.images
+    summary = run.summary or {}
+    elapsed = summary.get("seconds") or (time.time() - run.launched_at)
+    rate = last.get("images_per_sec", 0.0)
+    recent = [p["images_per_sec"] for p in points[-4:]]
+    smooth = sum(recent) / len(recent) if recent else 0.0
+    eta = "done" if run.done else (f"{(total - rows) / smooth:.0f} s" if smooth > 0 else "—")
+    cols = st.columns(5)
+    cols[0].metric("Images done", f"{rows:,} / {total:,}")
+    cols[1].metric("Images/sec", f"{rate:,.1f}", help="over the last sampling interval")
+    cols[2].metric("Model loads", last.get("model_loads", summary.get("model_loads", 0)))
+    cols[3].metric("Elapsed", f"{elapsed:.1f} s")
+    cols[4].metric("ETA", eta)
+    st.progress(min(1.0, rows / total) if total else 0.0)
+
+
+def live_charts(points: list[dict], gpu_note: str | None) -> None:
+    if not points:
+        st.caption("Waiting for the first sample…")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(charts.throughput(points), key="chart_throughput")
+    right.plotly_chart(charts.object_store(points), key="chart_store")
+    if gpu_note:
+        st.info(f"{gpu_note}: GPU charts hidden")
+    else:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.gpu_util(points), key="chart_gpu_util")
+        right.plotly_chart(charts.gpu_memory(points), key="chart_gpu_mem")
+    st.plotly_chart(charts.host(points), key="chart_host")
+
+
+def gpu_note() -> str | None:
+    """None when this machine's GPUs can be read, else why not."""
+    return nvml.unavailable_reason()
+
+
+def finished(run) -> None:
+    """Everything a finished (or failed/stopped) run leaves behind."""
+    summary = run.summary or {}
+    steady = summary.get("steady_images_per_sec")
+    first = summary.get("first_result_s")
+    st.subheader("Summary")
+    cols = st.columns(4)
+    cols[0].metric("Images/sec (whole run)", f"{summary.get('images_per_sec', 0):,.1f}")
+    cols[1].metric("Steady images/sec", f"{steady:,.1f}" if steady else "—", help="from the first result to the end")
+    cols[2].metric("First result", f"{first:.2f} s" if first is not None else "—", help="after Launch")
+    cols[3].metric("Model loads", summary.get("model_loads", 0))
+    st.caption(
+        f"{summary.get('weights', '?')} weights · {summary.get('rows', 0):,} images in "
+        f"{summary.get('seconds', 0):.1f} s · data: {summary.get('data')}"
+    )
+    if summary.get("startup") or summary.get("loads"):
+        st.plotly_chart(
+            charts.startup_timeline(summary.get("startup"), summary.get("loads") or []), key="chart_startup"
+        )
+        if run.config.pipeline == "naive":
+            st.caption(
+                f"The naive pipeline built the model {summary.get('model_loads', 0)} times, "
+                f"{summary.get('model_load_seconds', 0):.1f} s in all: the cost actors pay once."
+            )
+    predictions(run)
+    with st.expander("Equivalent Ray Data code", expanded=False):
+        st.code(code_for(run.config), language="python")
+    with st.expander("Executed plan (what was fused)"):
+        st.code(summary.get("plan") or "no plan: the run did not start executing", language="text")
+    with st.expander("Ray Data stats"):
+        st.code(summary.get("stats") or "no stats", language="text")
+    with st.expander("Summary JSON"):
+        st.json({k: v for k, v in summary.items() if k not in ("timeseries", "stats", "plan")}, expanded=False)
+
+
+def predictions(run) -> None:
+    rows = (run.summary or {}).get("predictions") or []
+    if not rows:
+        return
+    st.subheader("Sample predictions")
+    if (run.summary or {}).get("weights") == "random":
+        st.caption("Random weights: labels are real model outputs but meaningless; throughput is the same.")
+    cols = st.columns(min(len(rows), 6))
+    for col, row in zip(cols, rows[:6], strict=False):
+        try:
+            image = load_image(run.config, str(row["key"]))
+        except Exception:  # remote URIs: show the label without the picture
+            image = None
+        if image is not None:
+            col.image(image, width="stretch")
+        col.caption(f"**{row['label']}** · {row['confidence']:.1%}")

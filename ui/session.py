@@ -1,0 +1,46 @@
+"""Long-lived objects shared by every browser: the engine's runner and the Ray connection."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from engine import cluster, runner
+from engine.cluster import ClusterError
+
+
+@st.cache_resource(show_spinner=False)
+def shared_runner():
+    """One run queue per app server: every browser sees the same runs."""
+    return runner()
+
+
+@st.cache_resource(show_spinner="Starting Ray…")
+def ray_connection(address: str | None) -> dict:
+    """Start (or join) Ray once per address; return what the cluster has."""
+    label = cluster.connect(address)
+    alive = [n for n in cluster.nodes() if n.alive]
+    return {
+        "label": label,
+        "nodes": len(alive),
+        "cpus": sum(n.cpus for n in alive),
+        "gpus": sum(n.gpus for n in alive),
+        "object_store_gib": sum(n.object_store_bytes for n in alive) / 2**30,
+    }
+
+
+def connect_or_explain() -> dict | None:
+    """The Ray connection for this app, or None after showing a one-line error."""
+    address = st.session_state.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
+    try:
+        return ray_connection(address)
+    except ClusterError as exc:
+        st.error(str(exc).splitlines()[0])
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def comparisons() -> list[dict]:
+    """Naive-vs-actor pairs launched from the Compare page, shared by every browser."""
+    return []
