@@ -4,7 +4,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Ray Data batch inference playground", page_icon="⚡", layout="wide")
 
-from ui.session import connect_or_explain  # noqa: E402
+from ui.session import connect_or_explain, shared_runner  # noqa: E402
 
 pages = st.navigation(
     [
@@ -26,5 +26,10 @@ with st.sidebar:
             f"**{cluster['label']}** · {cluster['nodes']} node(s) · {cluster['cpus']:g} CPUs · "
             f"{cluster['gpus']:g} GPUs · object store {cluster['object_store_gib']:.1f} GiB"
         )
+        runner = shared_runner()
+        if runner.warming:
+            st.caption("warming workers: importing torch in Ray's idle workers…")
+        else:
+            st.caption(f"warm workers: {runner.warm_workers} (torch imported, idle in Ray's pool)")
 
 pages.run()

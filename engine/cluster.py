@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _lock = threading.Lock()
 _connected: dict[str, str | None] = {}
+# Ray's local processes die with the *thread* that started them (Linux parent-death
+# signal), and Streamlit runs each script pass on a short-lived thread. So Ray is
+# always started from this one thread, which lives as long as the process.
+_owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
 
 
 class ClusterError(RuntimeError):
@@ -38,6 +43,10 @@ def connect(address: str | None = None) -> str:
     With no address (and no RAY_ADDRESS), an embedded local Ray is started.
     A different address from the current one reconnects.
     """
+    return _owner.submit(_connect, address).result()
+
+
+def _connect(address: str | None) -> str:
     import ray
 
     wanted = address or os.environ.get("RAY_ADDRESS") or None

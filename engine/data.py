@@ -41,9 +41,18 @@ _tiles: dict[int, np.ndarray] = {}
 
 
 def _noise_tile(size: int) -> np.ndarray:
+    """Smooth colour waves plus grain: cheap to cut from, and it looks like a picture."""
     if size not in _tiles:
         rng = np.random.default_rng(size)
-        _tiles[size] = rng.integers(0, 256, (size + _TILE, size + _TILE, 3), dtype=np.uint8)
+        n = size + _TILE
+        y, x = np.mgrid[0:n, 0:n] / n * 2 * np.pi
+        channels = [
+            np.sin(x * rng.uniform(1, 4) + rng.uniform(0, 6)) * np.cos(y * rng.uniform(1, 4) + rng.uniform(0, 6))
+            for _ in range(3)
+        ]
+        waves = (np.stack(channels, axis=-1) + 1) * 110
+        grain = rng.normal(0, 12, (n, n, 3))
+        _tiles[size] = np.clip(waves + grain + 10, 0, 255).astype(np.uint8)
     return _tiles[size]
 
 
@@ -54,9 +63,18 @@ def _make_images(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarra
 
 
 def rows_per_block(config: RunConfig) -> int:
-    """How many images fill one block of the configured size."""
+    """How many images go in one block: as many as fit the configured size, in whole batches.
+
+    Blocks that hold whole batches (or divide one evenly) keep every forward
+    pass full-sized; 111-image blocks with batch 256 would give every other
+    batch 77 images.
+    """
     image_bytes = config.image_size * config.image_size * 3
-    return max(1, (config.block_size_mb * 2**20) // image_bytes)
+    fit = max(1, (config.block_size_mb * 2**20) // image_bytes)
+    batch = config.batch_size
+    if fit >= batch:
+        return fit // batch * batch
+    return max(d for d in range(1, fit + 1) if batch % d == 0)
 
 
 def ensure_jpegs(count: int, size: int, progress: Callable[[int, int], None] | None = None) -> list[str]:

@@ -41,16 +41,18 @@ def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, r
     client = ReportClient(reporter, run_id)
     start = now()
     client.send("worker_started", worker_id(), start)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, _ = build_model(model_name, weights_file)
+    model = model.to(device)
     client.send("model_loaded", worker_id(), start, now())
     names = class_names(model_name)
-    mean = torch.tensor(MEAN).view(3, 1, 1)
-    std = torch.tensor(STD).view(3, 1, 1)
+    mean = torch.tensor(MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(STD, device=device).view(3, 1, 1)
     batch_start = now()
     outputs = []
     with torch.inference_mode():
         for image in batch["image"]:
-            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+            x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255
             outputs.append(torch.softmax(model(((x - mean) / std).unsqueeze(0)), dim=1))
     result = _labels(torch.cat(outputs), names, batch["key"])
     client.send("batch_done", len(batch["key"]), batch_start, now())
@@ -86,9 +88,9 @@ class Predictor:
         with torch.inference_mode():
             images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
             x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-            x = ((x.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+            x = (x.float() - self.mean) / self.std
             if self.device.type == "cuda":
-                logits = self.model(x.to(self.dtype))
+                logits = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
             else:
                 with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
                     logits = self.model(x)

@@ -67,9 +67,22 @@ class Reporter:
         }
 
 
+_handle: dict[str, object] = {}
+
+
 def get_reporter():
-    """The session's reporter actor, created on first use and reused by later runs."""
-    return Reporter.options(name=REPORTER_NAME, get_if_exists=True, lifetime=None).remote()
+    """The session's reporter actor, created on first use and reused by later runs.
+
+    The driver keeps a handle for as long as it lives: a named actor whose last
+    handle goes away is destroyed, and re-creating it costs a worker start.
+    """
+    import ray
+
+    key = ray.get_runtime_context().get_job_id()
+    if key not in _handle:
+        _handle.clear()
+        _handle[key] = Reporter.options(name=REPORTER_NAME, get_if_exists=True, lifetime=None).remote()
+    return _handle[key]
 
 
 def worker_id() -> str:

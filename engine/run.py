@@ -21,12 +21,14 @@ from engine.models import weights_kind
 from engine.reporter import get_reporter
 from engine.samplers import MetricsSampler
 from engine.summary import summarize
+from engine.warm import keep_warm
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
 DONE = ("finished", "failed", "stopped")
 SAMPLE_ROWS = 8
+WARM_WORKERS = 2  # idle torch-ready workers kept in Ray's pool between runs
 
 
 class RunStopped(Exception):
@@ -42,7 +44,8 @@ class Run:
         self.status = "queued"
         self.phase = "waiting for the previous run"
         self.error: str | None = None
-        self.launched_at = time.time()
+        self.submitted_at = time.time()
+        self.launched_at = self.submitted_at  # reset when the run leaves the queue
         self.summary: dict[str, Any] | None = None
         self.predictions: list[dict] = []
         self.sampler: MetricsSampler | None = None
@@ -88,6 +91,7 @@ class Run:
         if self._stop.is_set():
             return self._finish("stopped")
         reporter = None
+        self.launched_at = time.time()
         try:
             self.status, self.phase = "starting", "connecting to Ray"
             cluster.connect(self.config.address)
@@ -164,9 +168,11 @@ class Runner:
     """Runs queued runs one after another on a single background thread."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[Run] = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()  # callables, run one at a time
         self._lock = threading.Lock()
         self.runs: list[Run] = []
+        self.warm_workers = 0
+        self.warming = False
         self._thread = threading.Thread(target=self._loop, name="run-worker", daemon=True)
         self._thread.start()
 
@@ -174,8 +180,13 @@ class Runner:
         run = Run(config.validate())
         with self._lock:
             self.runs.append(run)
-        self._queue.put(run)
+        self._queue.put(lambda: self._execute(run))
         return run
+
+    def warm_up(self) -> None:
+        """Start warming workers in the background; a run launched meanwhile does not wait for it."""
+        self.warming = True
+        threading.Thread(target=self._rewarm, name="warm-up", daemon=True).start()
 
     def active(self) -> Run | None:
         """The run using the cluster now, else the next queued one."""
@@ -194,8 +205,21 @@ class Runner:
 
     def _loop(self) -> None:
         while True:
-            run = self._queue.get()
-            run.execute()
+            self._queue.get()()
+
+    def _execute(self, run: Run) -> None:
+        run.execute()
+        if self.warm_workers and self._queue.empty():
+            keep_warm(self.warm_workers, wait=False)  # refill the pool the run used up, without waiting
+
+    def _rewarm(self) -> None:
+        """Fill Ray's pool with idle torch-ready workers for the next Launch."""
+        import ray
+
+        if ray.is_initialized():
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            self.warm_workers = keep_warm(min(WARM_WORKERS, cpus))
+        self.warming = False
 
 
 _runner: Runner | None = None

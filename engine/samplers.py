@@ -19,6 +19,7 @@ from engine.cluster import live_pool_actors
 log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.5
+RATE_WINDOW_S = 2.0  # images/sec is measured over this trailing window
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class MetricsSampler:
         self.points: list[dict] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="metrics-sampler", daemon=True)
-        self._last = (started_at, 0)
+        self._recent: list[tuple[float, int]] = [(started_at, 0)]
 
     def start(self) -> MetricsSampler:
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
@@ -93,8 +94,9 @@ class MetricsSampler:
         now = time.time()
         workers = self.read_workers()
         rows = workers["rows"]
-        last_t, last_rows = self._last
-        self._last = (now, rows)
+        self._recent = [(t, r) for t, r in self._recent if now - t <= RATE_WINDOW_S] or self._recent[-1:]
+        last_t, last_rows = self._recent[0]
+        self._recent.append((now, rows))
         elapsed = now - self.started_at
         gpus = nvml.read_gpus()
         stores = read_object_store()

@@ -26,12 +26,14 @@ ds = ds.limit({images}).rename_columns({{"path": "key"}})""",
 _NAIVE = """\
 def predict(batch):
     # The naive way: build the model for every batch, classify one image at a time.
-    model = models.get_model({model!r}, weights=None).eval()
-    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = models.get_model({model!r}, weights=None).eval().to(device)
+    mean = torch.tensor(MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(STD, device=device).view(3, 1, 1)
     labels, confidences = [], []
     with torch.inference_mode():
         for image in batch["image"]:
-            x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+            x = torch.from_numpy(image).to(device).permute(2, 0, 1).float() / 255
             probs = torch.softmax(model(((x - mean) / std).unsqueeze(0)), dim=1)
             confidence, label = probs.max(dim=1)
             labels.append(int(label))
@@ -63,9 +65,9 @@ class Predictor:
         with torch.inference_mode():
             # uint8 goes to the device; normalising happens there.
             x = torch.from_numpy(batch["image"]).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-            x = ((x.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+            x = (x.float() - self.mean) / self.std
             if self.device.type == "cuda":
-                logits = self.model(x.to(self.dtype))
+                logits = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
             else:
                 with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
                     logits = self.model(x)

@@ -148,7 +148,7 @@ def test_object_store_reading_matches_an_independent_one(ray_local):
     after = sum(r.used_bytes for r in read_object_store())
     assert after - before >= 48 * 2**20
     # A second reading through a different raylet RPC (what `ray memory --stats-only` prints).
-    text = memory_summary(stats_only=True)
+    text = memory_summary(ray.get_runtime_context().gcs_address, stats_only=True)
     mib = int(text.split("Plasma memory usage ")[1].split(" MiB")[0])
     assert abs(mib * 2**20 - after) <= 2**20 + 0.02 * after
     del ref

@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 GIB = 2**30
+MIB = 2**20
 HEIGHT = 260
 
 
@@ -40,7 +41,8 @@ def throughput(points: list[dict], ceiling: float | None = None, name: str = "")
     xs, ys = _series(points, "images_per_sec")
     fig.add_scatter(x=xs, y=ys, name=f"{name}images/s", mode="lines", line={"width": 2})
     xs, ys = _series(points, "cumulative_images_per_sec")
-    fig.add_scatter(x=xs, y=ys, name=f"{name}average since Launch", mode="lines", line={"dash": "dot"})
+    fig.add_scatter(x=xs, y=ys, name=f"{name}average since Launch", mode="lines", line={"dash": "dash", "width": 2})
+    fig.update_yaxes(rangemode="tozero")
     if ceiling:
         fig.add_hline(y=ceiling, line_dash="dash", line_color="gray", annotation_text="GPU ceiling")
     return fig
@@ -71,15 +73,26 @@ def gpu_memory(points: list[dict]) -> go.Figure:
 
 
 def object_store(points: list[dict]) -> go.Figure:
-    """Ray object store used, its capacity, and bytes spilled to disk."""
-    fig = _figure("Ray object store", "GiB")
-    for key, name, style in (
-        ("object_store_used_bytes", "used", {"width": 2}),
-        ("object_store_capacity_bytes", "capacity", {"dash": "dash", "color": "gray"}),
-        ("object_store_spilled_bytes", "spilled (total)", {"dash": "dot", "color": "firebrick"}),
-    ):
-        xs, ys = _series(points, key, GIB)
-        fig.add_scatter(x=xs, y=ys, name=name, mode="lines", line=style)
+    """Ray object store used and spilled, against its capacity.
+
+    The capacity line is drawn once use comes within sight of it; until then it
+    is named in the title, so small use stays readable.
+    """
+    capacity = max((p.get("object_store_capacity_bytes") or 0 for p in points), default=0)
+    peak = max((p.get("object_store_used_bytes") or 0 for p in points), default=0)
+    near = capacity and peak > 0.2 * capacity
+    scale, unit = (GIB, "GiB") if near or peak > GIB else (MIB, "MiB")
+    title = "Ray object store" + ("" if near or not capacity else f" (capacity {capacity / GIB:.1f} GiB)")
+    fig = _figure(title, unit)
+    xs, ys = _series(points, "object_store_used_bytes", scale)
+    fig.add_scatter(x=xs, y=ys, name="used", mode="lines", line={"width": 2}, fill="tozeroy")
+    xs, ys = _series(points, "object_store_spilled_bytes", scale)
+    fig.add_scatter(
+        x=xs, y=ys, name="spilled to disk (total)", mode="lines", line={"dash": "dot", "color": "firebrick"}
+    )
+    if near:
+        fig.add_hline(y=capacity / scale, line_dash="dash", line_color="gray", annotation_text="capacity")
+    fig.update_yaxes(rangemode="tozero")
     return fig
 
 
@@ -106,7 +119,13 @@ def overlay(runs: list[tuple[str, list[dict]]]) -> go.Figure:
 def startup_timeline(startup: dict[str, float] | None, loads: list[dict]) -> go.Figure:
     """Launch -> first result as one stacked bar, and every model load as its own bar."""
     fig = _figure("Start-up: from Launch to the first result", "")
-    fig.update_layout(barmode="stack", height=140 + 18 * min(len(loads), 20))
+    fig.update_layout(
+        barmode="stack",
+        height=190 + 22 * min(len(loads), 20),
+        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
+        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        xaxis_title="seconds after Launch",
+    )
     if startup:
         for phase, seconds in startup.items():
             fig.add_bar(y=["start-up"], x=[seconds], name=phase.replace("_", " "), orientation="h")

@@ -20,6 +20,7 @@ def shared_runner():
 def ray_connection(address: str | None) -> dict:
     """Start (or join) Ray once per address; return what the cluster has."""
     label = cluster.connect(address)
+    shared_runner().warm_up()
     alive = [n for n in cluster.nodes() if n.alive]
     return {
         "label": label,

@@ -1,0 +1,550 @@
+"""One honest batch-inference benchmark, in the spirit of Ray's release test
+`release/nightly_tests/dataset/gpu_batch_inference.py`.
+
+    python -m bench.run_bench --model resnet50 --precision bf16 --batch-size 256 --images 20000
+
+All cases run in one process, one after another, with the same model, precision,
+batch size and deterministic synthetic images (`engine.data.synthetic_image`):
+
+- ceiling: the bare model on uint8 images already on the device (normalise,
+  channels_last and cast as the engine's Predictor does), timed after warm-up with
+  CUDA synchronised. No data loading at all: the upper bound for everything else.
+- naive: the engine's naive pipeline (model built per batch, one image at a time).
+- seed_actor: a tutorial-style Ray Data actor pipeline written here: float
+  conversion and normalisation in numpy on the CPU, fp32 model, float32 copy to the device.
+- tuned_actor: the engine's actor pipeline (uint8 to the device, normalised there).
+- torch_dataloader: a plain PyTorch DataLoader with worker processes and pinned
+  memory, with tuned_actor's device-side preprocessing and precision.
+- tuned_actor_jpeg_cpu_decode: the engine's actor pipeline over cached JPEG files
+  (Ray Data's read_images decodes them on the CPU).
+- tuned_actor_jpeg_gpu_decode: read_binary_files of the same JPEGs, decoded inside the
+  GPU actor by torchvision.io.decode_jpeg(device="cuda"), then tuned_actor's model.
+
+Each case reports steady_images_per_sec (from the first result to the end, so start-up
+is excluded), first_result_s (pipeline start to first output) and gpu_util_mean (NVML
+over the steady part). Pipelines written here count rows as they reach the driver;
+engine runs use the engine's summary (rows the workers finished, sampled every 0.5 s).
+Extra sections: monitoring_overhead (engine samplers on vs off), streaming_1m
+(object-store budget and host RAM over a long run) and startup (one cold, five warm
+launches). Before each case the script waits (up to 20 s) for the host CPU to go quiet,
+so one case's teardown does not slow the next. Results are rewritten after every case,
+so a run cut short still leaves them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import numpy as np
+import psutil
+import ray
+import torch
+import torchvision
+from ray.data import ActorPoolStrategy
+from torch.utils.data import DataLoader, Dataset
+
+import engine.run
+from engine import RunConfig, cluster, nvml, start
+from engine.data import build_dataset, ensure_jpegs, synthetic_image
+from engine.inference import MEAN, STD
+from engine.models import build_model, weights_kind
+from engine.pipeline import configure_context
+from engine.samplers import MetricsSampler
+
+log = logging.getLogger("bench")
+CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
+CASES += ("tuned_actor_jpeg_cpu_decode", "tuned_actor_jpeg_gpu_decode")
+SECTIONS = ("monitoring_overhead", "streaming_1m", "startup")
+T0 = time.perf_counter()
+
+
+def say(message: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {message}", flush=True)
+
+
+class TorchModel:
+    """The model as engine.inference.Predictor prepares and calls it, outside Ray."""
+
+    def __init__(self, name: str, precision: str) -> None:
+        import torch  # imported inside: these classes travel to Ray workers by value
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        model, _ = build_model(name)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        self.model = model
+        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255
+
+    def logits(self, nchw_uint8):
+        import torch
+
+        with torch.inference_mode():
+            x = ((nchw_uint8.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+            if self.device.type == "cuda":
+                return self.model(x.to(self.dtype))
+            with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
+                return self.model(x)
+
+    def classify(self, nchw_uint8) -> dict[str, np.ndarray]:
+        """Logits -> label index and confidence on the host, as Predictor returns them."""
+        import torch
+
+        conf, idx = torch.softmax(self.logits(nchw_uint8).float(), dim=1).max(dim=1)
+        return {"label_index": idx.cpu().numpy().astype(np.int32), "confidence": conf.cpu().numpy()}
+
+
+class SeedPredictor:
+    """Tutorial style: float conversion and normalisation on the CPU in numpy, fp32 model."""
+
+    def __init__(self, model_name: str) -> None:
+        import torch
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = build_model(model_name)[0].to(self.device)
+        self.mean, self.std = np.array(MEAN, np.float32), np.array(STD, np.float32)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        x = (batch["image"].astype(np.float32) / 255.0 - self.mean) / self.std
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        with torch.inference_mode():
+            conf, idx = torch.softmax(self.model(torch.from_numpy(x).to(self.device)), dim=1).max(dim=1)
+        out = {"key": batch["key"], "label_index": idx.cpu().numpy(), "confidence": conf.cpu().numpy()}
+        return {**out, "done_at": np.full(len(idx), time.time())}
+
+
+class GpuDecodePredictor:
+    """JPEG bytes in; decode_jpeg on the actor's device, then tuned_actor's model and precision."""
+
+    def __init__(self, model_name: str, precision: str) -> None:
+        self.model = TorchModel(model_name, precision)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch["bytes"]]
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.model.device)
+        out = {"key": batch["path"], **self.model.classify(torch.stack(images))}
+        return {**out, "done_at": np.full(len(data), time.time())}
+
+
+class UtilSampler:
+    """NVML GPU utilisation every 0.25 s on a thread; mean over a time window."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> UtilSampler:
+        if nvml.read_gpus():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            utils = [g.util_pct for g in nvml.read_gpus() if g.util_pct is not None]
+            if utils:
+                self.samples.append((time.perf_counter(), sum(utils) / len(utils)))
+
+    def mean(self, start: float | None, end: float) -> float | None:
+        inside = [u for t, u in self.samples if start is not None and start <= t <= end]
+        return round(statistics.fmean(inside), 1) if inside else None
+
+
+def measure(counts: Iterator[int], t0: float) -> dict[str, Any]:
+    """Consume per-batch row counts; the steady rate counts rows after the first batch."""
+    rows, first, first_rows = 0, None, 0
+    with UtilSampler() as util:
+        for n in counts:
+            rows += n
+            if first is None:
+                first, first_rows = time.perf_counter(), rows
+        end = time.perf_counter()
+    steady = (rows - first_rows) / (end - first) if first is not None and rows > first_rows else None
+    first_s = round(first - t0, 3) if first is not None else None
+    return dict(images=rows, steady_images_per_sec=steady, first_result_s=first_s, seconds=round(end - t0, 3),
+                gpu_util_mean=util.mean(first, end))  # fmt: skip
+
+
+def measure_ray(ds, t0: float) -> dict[str, Any]:
+    """Driver-side figures, plus the same steady rate from the workers' own batch end times
+    (`done_at`), which the driver's polling lag cannot skew (a cross-check)."""
+    done: list[tuple[int, float]] = []
+
+    def counts() -> Iterator[int]:
+        for batch in ds.iter_batches(batch_size=None):
+            done.append((len(batch["done_at"]), float(batch["done_at"].max())))
+            yield done[-1][0]
+
+    result = measure(counts(), t0)
+    span = done[-1][1] - done[0][1] if len(done) > 1 else 0
+    result["worker_steady_images_per_sec"] = sum(n for n, _ in done[1:]) / span if span > 0 else None
+    return result
+
+
+def engine_case(config: RunConfig, timeout_s: float = 3600) -> dict[str, Any]:
+    """One run through the engine's public API; figures from its summary (kept under _summary)."""
+    run = start(config)
+    if not run.wait(timeout_s):
+        run.stop()
+        run.wait(30)
+        raise TimeoutError(f"engine run still {run.status} after {timeout_s:.0f} s")
+    s = run.summary or {}
+    if run.status != "finished":
+        raise RuntimeError(run.error or run.status)
+    first = s["first_result_s"]
+    utils = [p["gpu_util_pct"] for p in s["timeseries"] if first is not None and p["t"] >= first]
+    utils = [u for u in utils if u is not None]
+    steady, source = s["steady_images_per_sec"], "engine timeseries"
+    if steady is None and first is not None and s["seconds"] > first:  # too short for two samples
+        steady, source = (s["rows"] - min(config.batch_size, s["rows"])) / (s["seconds"] - first), "coarse"
+    plan = (s.get("plan") or "").split("Physical Plan (Optimized) --------")[-1].strip()
+    return dict(images=s["rows"], steady_images_per_sec=steady, steady_source=source, first_result_s=first,
+                gpu_util_mean=round(statistics.fmean(utils), 1) if utils else None, seconds=s["seconds"],
+                model_loads=s["model_loads"], startup=s["startup"], operator=(plan.splitlines() or [None])[0],
+                _summary=s)  # fmt: skip
+
+
+def settle(limit_s: float = 20.0) -> float:
+    """Wait until host CPU use drops under 20% (or limit_s): teardown of the last case and
+    Ray prestarting workers (each importing torch) must not slow the next one."""
+    t = time.perf_counter()
+    while time.perf_counter() - t < limit_s and psutil.cpu_percent(interval=0.5) > 20:
+        pass
+    return round(time.perf_counter() - t, 1)
+
+
+def free_device_memory() -> None:
+    """Give back what driver-side cases (ceiling, torch_dataloader) cached on the GPU."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@contextmanager
+def quiet_sampler() -> Iterator[None]:
+    """Within the block, engine runs sample only once, at their end (interval 1e9 s)."""
+
+    class Quiet(MetricsSampler):
+        def __init__(self, started_at: float, read_workers: Callable, interval: float = 0) -> None:
+            super().__init__(started_at, read_workers, interval=1e9)
+
+    engine.run.MetricsSampler = Quiet
+    try:
+        yield
+    finally:
+        engine.run.MetricsSampler = MetricsSampler
+
+
+class Bench:
+    """The cases and sections; each method returns one JSON-able dict."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cuda = torch.cuda.is_available()
+        self.gpus = 1 if self.cuda else 0
+        self.device = "cuda" if self.cuda else "cpu"
+        block_mb = args.block_size_mb or (1 if args.smoke else RunConfig.block_size_mb)
+        self.tuned = RunConfig(model=args.model, pipeline="actor", images=args.images, image_size=args.image_size,
+                               batch_size=args.batch_size, precision=args.precision, num_gpus=self.gpus,
+                               concurrency=1, block_size_mb=block_mb).validate()  # fmt: skip
+        self.jpeg_images = args.jpeg_images or args.images
+
+    def ceiling(self) -> dict[str, Any]:
+        a = self.args
+        model = TorchModel(a.model, a.precision)
+        images = np.stack([synthetic_image(i, a.image_size) for i in range(a.batch_size)])
+        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
+        # GPU: a fixed count after warm-up (cudnn autotuning). CPU: a few batches, about 5 s.
+        warm, iters, min_s = (10, max(20, min(200, a.images // a.batch_size)), 0) if self.cuda else (2, 3, 5)
+        sync = torch.cuda.synchronize if self.cuda else (lambda: None)
+        for _ in range(warm):
+            model.logits(x)
+        sync()
+        done = 0
+        with UtilSampler() as util:
+            t = time.perf_counter()
+            while done < iters or time.perf_counter() - t < min_s:
+                model.logits(x)
+                done += 1
+            sync()
+            end = time.perf_counter()
+        rate = done * a.batch_size / (end - t)
+        return dict(images=done * a.batch_size, images_per_sec=rate, steady_images_per_sec=rate,
+                    gpu_util_mean=util.mean(t, end), seconds=round(end - t, 3), warmup_batches=warm)  # fmt: skip
+
+    def naive(self) -> dict[str, Any]:
+        # naive_predict never moves its model to the GPU, so it asks for none.
+        images = self.args.naive_images or max(64, self.args.images // 20)
+        return engine_case(self.tuned.replace(pipeline="naive", batch_size=4, concurrency=2, images=images, num_gpus=0))
+
+    def seed_actor(self) -> dict[str, Any]:
+        configure_context(self.tuned)  # the same block size; resets any object-store limit
+        t0 = time.perf_counter()
+        ds = self._actor_map(build_dataset(self.tuned), SeedPredictor, {"model_name": self.tuned.model})
+        return measure_ray(ds, t0)
+
+    def tuned_actor(self) -> dict[str, Any]:
+        return engine_case(self.tuned)
+
+    def torch_dataloader(self) -> dict[str, Any]:
+        a = self.args
+
+        class Synthetic(Dataset):
+            def __len__(self) -> int:
+                return a.images
+
+            def __getitem__(self, i: int):
+                return torch.from_numpy(synthetic_image(i, a.image_size))
+
+        workers = min(8, os.cpu_count() or 1)
+        model = TorchModel(a.model, a.precision)
+        t0 = time.perf_counter()
+        loader = DataLoader(Synthetic(), batch_size=a.batch_size, num_workers=workers, pin_memory=self.cuda)
+
+        def counts() -> Iterator[int]:
+            for batch in loader:
+                model.classify(batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2))
+                yield len(batch)
+
+        return {**measure(counts(), t0), "num_workers": workers, "pin_memory": self.cuda}
+
+    def tuned_actor_jpeg_cpu_decode(self) -> dict[str, Any]:
+        self._jpegs()  # written before the run, so first_result_s excludes writing them
+        return engine_case(self.tuned.replace(data="jpeg", images=self.jpeg_images))
+
+    def tuned_actor_jpeg_gpu_decode(self) -> dict[str, Any]:
+        if not self.cuda and not self.args.smoke:
+            raise RuntimeError("needs a CUDA GPU (decodes on the CPU only with --smoke)")
+        paths = self._jpegs()
+        configure_context(self.tuned)
+        t0 = time.perf_counter()
+        kwargs = {"model_name": self.tuned.model, "precision": self.tuned.precision}
+        ds = self._actor_map(ray.data.read_binary_files(paths, include_paths=True), GpuDecodePredictor, kwargs)
+        return {**measure_ray(ds, t0), "decode_device": self.device}
+
+    def _actor_map(self, ds, udf: type, kwargs: dict[str, Any]):
+        return ds.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=self.tuned.batch_size,
+                              compute=ActorPoolStrategy(size=1), num_gpus=self.gpus, batch_format="numpy")  # fmt: skip
+
+    def _jpegs(self) -> list[str]:
+        t = time.perf_counter()
+        paths = ensure_jpegs(self.jpeg_images, self.args.image_size)
+        say(f"  {len(paths)} JPEG files ready in {time.perf_counter() - t:.1f} s")
+        return paths
+
+    def monitoring_overhead(self) -> dict[str, Any]:
+        """tuned_actor with the engine's sampler on, then off, twice each; medians compared."""
+        rates: dict[str, list[float]] = {"on": [], "off": []}
+        for mode in ("on", "off", "on", "off"):
+            settle()
+            with quiet_sampler() if mode == "off" else nullcontext():
+                s = engine_case(self.tuned)["_summary"]
+            # One formula both ways: with the sampler off there are no points to read.
+            rates[mode].append((s["rows"] - self.tuned.batch_size) / (s["seconds"] - s["first_result_s"]))
+            first, secs = s["first_result_s"], s["seconds"]
+            say(f"  sampler {mode}: {rates[mode][-1]:.1f} img/s (first result {first} s, end {secs} s)")
+        on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+        return dict(on_images_per_sec=rates["on"], off_images_per_sec=rates["off"], median_on=on, median_off=off,
+                    overhead_pct=round((off - on) / off * 100, 2),
+                    rate="(rows - batch_size) / (seconds - first_result_s) from the engine summary")  # fmt: skip
+
+    def streaming_1m(self) -> dict[str, Any]:
+        a = self.args
+        limit_mb = a.object_store_limit_mb or (256 if a.smoke else 2048)
+        images = a.streaming_images or (20_000 if a.smoke else 1_000_000)
+        case = engine_case(self.tuned.replace(images=images, object_store_limit_mb=limit_mb), timeout_s=7200)
+        points = case.pop("_summary")["timeseries"]
+        configure_context(self.tuned)  # lift the limit again for whatever runs next
+        peak = max((p["object_store_used_bytes"] or 0 for p in points), default=None)
+        at20 = next((p["ram_used_bytes"] for p in points if p["rows"] >= 0.2 * images), None)
+        end = points[-1]["ram_used_bytes"] if points else None
+        growth = round((end - at20) / at20 * 100, 2) if at20 and end else None
+        return dict(**case, object_store_peak_bytes=peak, object_store_limit_bytes=limit_mb * 2**20,
+                    limit_held=peak is not None and peak <= limit_mb * 2**20,
+                    images_cross_object_store="_make_images" not in (case["operator"] or ""),
+                    host_ram_used_at_20pct_bytes=at20, host_ram_used_end_bytes=end, host_ram_growth_pct=growth,
+                    rss_flat=growth is not None and growth < 10)  # fmt: skip
+
+    def startup(self) -> dict[str, Any]:
+        """Restart Ray, then one cold and five warm launches of a 256-image tuned_actor run."""
+        ray.shutdown()
+        t = time.perf_counter()
+        cluster.connect(None)
+        ray_start = round(time.perf_counter() - t, 3)
+        launches = []
+        for i in range(6):
+            if i:
+                settle()
+            c = engine_case(self.tuned.replace(images=256))
+            launches.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
+            say(f"  launch {i} ({'warm' if i else 'cold'}): first result {c['first_result_s']} s")
+        warm = launches[1:]
+        known = [w["startup"] for w in warm if w["startup"]]
+        phases = {k: statistics.median(p[k] for p in known) for k in (known[0] if known else {})}
+        return dict(ray_start_s=ray_start, images=256, cold=launches[0], warm=warm, warm_median_startup=phases,
+                    warm_median_first_result_s=statistics.median(w["first_result_s"] for w in warm))  # fmt: skip
+
+
+# --- report ------------------------------------------------------------------
+def fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(cases: dict[str, dict]) -> str:
+    ceiling = cases.get("ceiling", {}).get("steady_images_per_sec")
+    lines = ["| case | steady img/s | % of ceiling | first result s | GPU util % |", "|---|---:|---:|---:|---:|"]
+    for name, c in cases.items():
+        if "error" in c or "skipped" in c:
+            lines.append(f"| {name} | {'error: ' + c['error'][:80] if 'error' in c else 'skipped'} | | | |")
+            continue
+        rate = c.get("steady_images_per_sec")
+        pct = rate / ceiling * 100 if rate and ceiling else None
+        first, util = fmt(c.get("first_result_s"), ".2f"), fmt(c.get("gpu_util_mean"))
+        lines.append(f"| {name} | {fmt(rate)} | {fmt(pct)} | {first} | {util} |")
+    return "\n".join(lines)
+
+
+def speedups(cases: dict[str, dict]) -> dict[str, float | None]:
+    def ratio(a: str, b: str) -> float | None:
+        x, y = (cases.get(n, {}).get("steady_images_per_sec") for n in (a, b))
+        return round(x / y, 3) if x and y else None
+
+    return {
+        "naive_to_tuned": ratio("tuned_actor", "naive"),
+        "tuned_vs_ceiling": ratio("tuned_actor", "ceiling"),
+        "gpu_decode_vs_ceiling": ratio("tuned_actor_jpeg_gpu_decode", "ceiling"),
+        "tuned_vs_dataloader": ratio("tuned_actor", "torch_dataloader"),
+    }
+
+
+def environment(cuda: bool) -> tuple[str, dict[str, Any]]:
+    versions = {"python": platform.python_version(), **{m.__name__: m.__version__ for m in (ray, torch, torchvision)}}
+    gpu = "cpu"
+    if cuda:
+        gpus = nvml.read_gpus()
+        gpu = gpus[0].name if gpus else torch.cuda.get_device_name(0)
+        versions["cuda"] = torch.version.cuda
+        try:
+            with open("/proc/driver/nvidia/version") as f:
+                versions["driver"] = re.search(r"Kernel Module\s+(\S+)", f.read()).group(1)
+        except (OSError, AttributeError):
+            query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+            try:
+                versions["driver"] = subprocess.run(query, capture_output=True, text=True, timeout=20).stdout.split()[0]
+            except (OSError, IndexError, subprocess.SubprocessError):
+                versions["driver"] = None
+    machine = {"cpu_count": os.cpu_count(), "ram_bytes": psutil.virtual_memory().total, "platform": platform.platform()}
+    return gpu, {"versions": versions, "machine": machine}
+
+
+def write(stem: str, report: dict[str, Any]) -> None:
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=2, default=str)
+    lines = [f"# {report['gpu']}", "", f"`{report['command']}`", "", table(report["cases"]), ""]
+    lines += [f"- speedups: {json.dumps(report['speedups'])}"]
+    if "monitoring_overhead" in report:
+        lines.append(f"- monitoring_overhead_pct: {report['monitoring_overhead_pct']}")
+    for key in ("streaming_1m", "startup"):
+        if key in report:
+            brief = {k: v for k, v in report[key].items() if not isinstance(v, (list, dict))}
+            lines.append(f"- {key}: {json.dumps(brief, default=str)}")
+    with open(stem + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--images", type=int, default=20_000)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--cases", default=",".join(CASES + SECTIONS), help="comma-separated subset, in any order")
+    p.add_argument("--smoke", action="store_true", help="small sizes; GPU decode may run on the CPU")
+    p.add_argument("--out", default=os.path.join("bench", "results"))
+    p.add_argument("--time-budget-s", type=float, default=None, help="skip the cases left once this has passed")
+    p.add_argument("--block-size-mb", type=int, default=None, help="default: the engine's (16); smoke 1")
+    p.add_argument("--naive-images", type=int, default=None, help="default: images // 20, at least 64")
+    p.add_argument("--jpeg-images", type=int, default=None, help="default: --images")
+    p.add_argument("--streaming-images", type=int, default=None, help="default 1,000,000 (smoke 20,000)")
+    p.add_argument("--object-store-limit-mb", type=int, default=None, help="streaming_1m; default 2048 (smoke 256)")
+    args = p.parse_args(argv)
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(args.cases) - set(CASES + SECTIONS))
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES + SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cluster.connect(None)  # Ray through the engine, so its worker set-up hook is used
+    bench = Bench(args)
+    gpu, env = environment(bench.cuda)
+    slug = "cpu" if gpu == "cpu" else re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")
+    stem = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-{slug}{'-smoke' if args.smoke else ''}")
+    os.makedirs(args.out, exist_ok=True)
+    settings = {**{k: v for k, v in vars(args).items() if k != "out"}, "device": bench.device}
+    settings.update(block_size_mb=bench.tuned.block_size_mb, weights=weights_kind(args.model))
+    command = " ".join(["python -m bench.run_bench", *map(shlex.quote, argv)])
+    report: dict[str, Any] = {"gpu": gpu, **env, "command": command, "settings": settings, "cases": {}}
+    say(f"benchmark on {gpu}: {args.model} {args.precision}, batch {args.batch_size}, {args.images} images")
+    for name in [n for n in CASES + SECTIONS if n in args.cases]:
+        elapsed = time.perf_counter() - T0
+        if args.time_budget_s is not None and elapsed > args.time_budget_s:
+            result: dict[str, Any] = {"skipped": f"time budget {args.time_budget_s:.0f} s used up at {elapsed:.0f} s"}
+        else:
+            quiet = settle()
+            say(f"{name}: starting (waited {quiet} s for a quiet CPU)")
+            try:
+                result = getattr(bench, name)()
+                result.pop("_summary", None)
+            except Exception as exc:  # one broken case must not lose the others
+                log.warning("%s failed", name, exc_info=True)
+                result = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+            free_device_memory()
+        if name in CASES:
+            report["cases"][name] = result
+            say(f"{name}: done " + table({name: result}).splitlines()[-1])
+        else:
+            report[name] = result
+            if name == "monitoring_overhead":
+                report["monitoring_overhead_pct"] = result.get("overhead_pct")
+            say(f"{name}: done " + json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}))
+        report["speedups"] = speedups(report["cases"])
+        write(stem, report)
+    say(f"results in {stem}.json and {stem}.md\n\n{table(report['cases'])}\n\nspeedups: {report['speedups']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
