@@ -270,10 +270,11 @@ class Bench:
         self.cuda = torch.cuda.is_available()
         self.gpus = 1 if self.cuda else 0
         self.device = "cuda" if self.cuda else "cpu"
-        block_mb = args.block_size_mb or (1 if args.smoke else RunConfig.block_size_mb)
+        block_mb = args.block_size_mb or (1 if args.smoke else 64)
+        actors, share = (args.actors, args.gpus_per_actor) if self.cuda else (1, 0.0)
         self.tuned = RunConfig(model=args.model, pipeline="actor", images=args.images, image_size=args.image_size,
-                               batch_size=args.batch_size, precision=args.precision, num_gpus=self.gpus,
-                               concurrency=1, block_size_mb=block_mb).validate()  # fmt: skip
+                               batch_size=args.batch_size, precision=args.precision, num_gpus=share,
+                               concurrency=actors, block_size_mb=block_mb).validate()  # fmt: skip
         self.jpeg_images = args.jpeg_images or args.images
 
     def ceiling(self) -> dict[str, Any]:
@@ -346,12 +347,17 @@ class Bench:
         configure_context(self.tuned)
         t0 = time.perf_counter()
         kwargs = {"model_name": self.tuned.model, "precision": self.tuned.precision}
-        ds = self._actor_map(ray.data.read_binary_files(paths, include_paths=True), GpuDecodePredictor, kwargs)
+        files = ray.data.read_binary_files(paths, include_paths=True)
+        ds = self._actor_map(files, GpuDecodePredictor, kwargs, tuned=True)
         return {**measure_ray(ds, t0), "decode_device": self.device}
 
-    def _actor_map(self, ds, udf: type, kwargs: dict[str, Any]):
-        return ds.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=self.tuned.batch_size,
-                              compute=ActorPoolStrategy(size=1), num_gpus=self.gpus, batch_format="numpy")  # fmt: skip
+    def _actor_map(self, ds, udf: type, kwargs: dict[str, Any], tuned: bool = False):
+        """One actor per GPU for the seed; the tuned actor layout (pool, GPU share, concurrent calls) otherwise."""
+        t = self.tuned
+        compute = (ActorPoolStrategy(size=t.concurrency, max_concurrent_calls_per_actor=t.actor_calls) if tuned
+                   else ActorPoolStrategy(size=1))  # fmt: skip
+        return ds.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=t.batch_size, compute=compute,
+                              num_gpus=t.num_gpus if tuned else self.gpus, batch_format="numpy")  # fmt: skip
 
     def _jpegs(self) -> list[str]:
         t = time.perf_counter()
@@ -393,22 +399,27 @@ class Bench:
                     rss_flat=growth is not None and growth < 10)  # fmt: skip
 
     def startup(self) -> dict[str, Any]:
-        """Restart Ray, then one cold and five warm launches of a 256-image tuned_actor run."""
+        """Restart Ray; one cold launch, then warm the pool as the app does and launch five more."""
         ray.shutdown()
         t = time.perf_counter()
         cluster.connect(None)
         ray_start = round(time.perf_counter() - t, 3)
-        launches = []
-        for i in range(6):
-            if i:
-                settle()
+        cold = engine_case(self.tuned.replace(images=256))
+        say(f"  cold launch: first result {cold['first_result_s']} s")
+        engine.run.runner().warm_up()
+        while engine.run.runner().warming:
+            time.sleep(0.2)
+        warm = []
+        for i in range(5):
+            settle()
             c = engine_case(self.tuned.replace(images=256))
-            launches.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
-            say(f"  launch {i} ({'warm' if i else 'cold'}): first result {c['first_result_s']} s")
-        warm = launches[1:]
+            warm.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
+            say(f"  warm launch {i + 1}: first result {c['first_result_s']} s")
         known = [w["startup"] for w in warm if w["startup"]]
         phases = {k: statistics.median(p[k] for p in known) for k in (known[0] if known else {})}
-        return dict(ray_start_s=ray_start, images=256, cold=launches[0], warm=warm, warm_median_startup=phases,
+        return dict(ray_start_s=ray_start, images=256, warm_workers=engine.run.runner().warm_workers,
+                    cold={"first_result_s": cold["first_result_s"], "startup": cold["startup"]},
+                    warm=warm, warm_median_startup=phases,
                     warm_median_first_result_s=statistics.median(w["first_result_s"] for w in warm))  # fmt: skip
 
 
@@ -490,7 +501,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="small sizes; GPU decode may run on the CPU")
     p.add_argument("--out", default=os.path.join("bench", "results"))
     p.add_argument("--time-budget-s", type=float, default=None, help="skip the cases left once this has passed")
-    p.add_argument("--block-size-mb", type=int, default=None, help="default: the engine's (16); smoke 1")
+    p.add_argument("--block-size-mb", type=int, default=None, help="tuned cases; default 64 (smoke 1)")
+    p.add_argument("--actors", type=int, default=4, help="tuned cases on a GPU (best in bench.tune_actor)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.25, help="tuned cases on a GPU")
     p.add_argument("--naive-images", type=int, default=None, help="default: images // 20, at least 64")
     p.add_argument("--jpeg-images", type=int, default=None, help="default: --images")
     p.add_argument("--streaming-images", type=int, default=None, help="default 1,000,000 (smoke 20,000)")

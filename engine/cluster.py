@@ -76,6 +76,9 @@ def _connect(address: str | None) -> str:
         except Exception as exc:
             raise ClusterError(f"could not {'join Ray at ' + wanted if wanted else 'start local Ray'}: {exc}") from exc
         _connected["address"] = wanted
+        from engine.reporter import forget_reporter
+
+        forget_reporter()  # a new Ray session: the old reporter's handle is void
         return _label(wanted)
 
 

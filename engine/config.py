@@ -25,6 +25,7 @@ LIMITS = {
     "block_size_mb": (1, 4096),
     "num_gpus": (0.0, 8.0),
     "object_store_limit_mb": (64, 10_000_000),
+    "calls_per_actor": (1, 8),
 }
 
 
@@ -55,6 +56,7 @@ class RunConfig:
     address: str | None = None
     output: str | None = None
     weights_file: str | None = None
+    calls_per_actor: int | None = None  # batches an actor works on at once; None = 2 on a GPU, else 1
 
     def validate(self) -> RunConfig:
         """Return self if every field is allowed; raise `ConfigError` otherwise."""
@@ -71,8 +73,9 @@ class RunConfig:
         _check_number("num_gpus", self.num_gpus)
         if self.num_gpus > 1 and self.num_gpus != int(self.num_gpus):
             _fail("num_gpus", "above 1 must be a whole number (fractions only below 1)", self.num_gpus)
-        if self.object_store_limit_mb is not None:
-            _check_int("object_store_limit_mb", self.object_store_limit_mb)
+        for name in ("object_store_limit_mb", "calls_per_actor"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name))
         if self.data not in BUILTIN_DATA:
             _check_data_path(self.data)
         if self.weights_file is not None and not os.path.isfile(self.weights_file):
@@ -82,6 +85,13 @@ class RunConfig:
         if self.address is not None and not self.address.strip():
             _fail("address", "must be HOST:PORT, ray://HOST:PORT or auto", self.address)
         return self
+
+    @property
+    def actor_calls(self) -> int:
+        """Concurrent batches per actor: on a GPU, two, so one batch's copy overlaps the other's compute."""
+        if self.calls_per_actor is not None:
+            return self.calls_per_actor
+        return 2 if self.num_gpus > 0 else 1
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed (not validated)."""

@@ -8,6 +8,9 @@ runs one vectorised forward pass per batch, normalising on the device.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 
 from engine.models import build_model, class_names
@@ -76,16 +79,27 @@ class Predictor:
             model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.model = model
         self.names = class_names(model_name)
+        self._local = threading.local()
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN, device=self.device).view(shape) * 255
         self.std = torch.tensor(STD, device=self.device).view(shape) * 255
         self.client.send("model_loaded", worker_id(), start, now())
 
+    def _stream(self):
+        """A CUDA stream per calling thread, so two batches' copies and compute overlap."""
+        import torch
+
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        if not hasattr(self._local, "stream"):
+            self._local.stream = torch.cuda.Stream(self.device)
+        return torch.cuda.stream(self._local.stream)
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         start = now()
-        with torch.inference_mode():
+        with torch.inference_mode(), self._stream():
             images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
             x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = (x.float() - self.mean) / self.std

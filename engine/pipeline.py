@@ -69,7 +69,7 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
             "run_id": run_id,
         },
         batch_size=config.batch_size,
-        compute=ActorPoolStrategy(size=config.concurrency),
+        compute=ActorPoolStrategy(size=config.concurrency, max_concurrent_calls_per_actor=config.actor_calls),
         num_gpus=config.num_gpus,
         batch_format="numpy",
     )

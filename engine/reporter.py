@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import ray
@@ -76,13 +77,13 @@ def get_reporter():
     The driver keeps a handle for as long as it lives: a named actor whose last
     handle goes away is destroyed, and re-creating it costs a worker start.
     """
-    import ray
+    if "reporter" not in _handle:
+        _handle["reporter"] = Reporter.options(name=REPORTER_NAME, get_if_exists=True, lifetime=None).remote()
+    return _handle["reporter"]
 
-    key = ray.get_runtime_context().get_job_id()
-    if key not in _handle:
-        _handle.clear()
-        _handle[key] = Reporter.options(name=REPORTER_NAME, get_if_exists=True, lifetime=None).remote()
-    return _handle[key]
+
+def forget_reporter() -> None:
+    _handle.clear()
 
 
 def worker_id() -> str:
@@ -98,10 +99,13 @@ class ReportClient:
 
     def __init__(self, reporter, run_id: str) -> None:
         self.reporter, self.run_id, self.pending = reporter, run_id, []
+        self.lock = threading.Lock()  # an actor may run several batches at once, on threads
 
     def send(self, method: str, *args) -> None:
-        self.pending.append(getattr(self.reporter, method).remote(self.run_id, *args))
-        ready, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        ref = getattr(self.reporter, method).remote(self.run_id, *args)
+        with self.lock:
+            self.pending.append(ref)
+            ready, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
         if ready and any(ray.get(ready)):
             raise StopRequested("run stopped by the user")
 

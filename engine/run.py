@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
 DONE = ("finished", "failed", "stopped")
 SAMPLE_ROWS = 8
-WARM_WORKERS = 2  # idle torch-ready workers kept in Ray's pool between runs
+WARM_WORKERS = 8  # at most this many idle torch-ready workers (and no more than CPUs) between runs
 
 
 class RunStopped(Exception):
