@@ -78,30 +78,19 @@ def say(message: str) -> None:
 
 
 class TorchModel:
-    """The model as engine.inference.Predictor prepares and calls it, outside Ray."""
+    """engine.inference.Predictor's own preprocessing and forward pass, called outside Ray."""
 
     def __init__(self, name: str, precision: str) -> None:
-        import torch  # imported inside: these classes travel to Ray workers by value
+        from engine.inference import Predictor
 
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        model, _ = build_model(name)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
-        self.model = model
-        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255
+        self.predictor = Predictor(name, None, precision)
+        self.device = self.predictor.device
 
     def logits(self, nchw_uint8):
         import torch
 
         with torch.inference_mode():
-            x = ((nchw_uint8.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-            if self.device.type == "cuda":
-                return self.model(x.to(self.dtype))
-            with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
-                return self.model(x)
+            return self.predictor.logits(nchw_uint8.permute(0, 2, 3, 1))
 
     def classify(self, nchw_uint8) -> dict[str, np.ndarray]:
         """Logits -> label index and confidence on the host, as Predictor returns them."""

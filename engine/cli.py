@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 
 from engine.config import ConfigError, RunConfig, pipeline_defaults
@@ -79,7 +80,10 @@ def _config(args: argparse.Namespace, **overrides) -> RunConfig:
     }
     values.update(overrides)
     defaults = pipeline_defaults(values.get("pipeline", "actor"))
-    for key, value in defaults.items():
+    if values["num_gpus"]:
+        defaults["batch_size"] = pipeline_defaults("actor", gpu=True)["batch_size"]
+    for key in ("batch_size", "concurrency"):
+        value = defaults[key]
         if values.get(key) is None:
             values[key] = value
     return RunConfig(**values).validate()
@@ -148,7 +152,9 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    command = shlex.join(["python", "-m", "engine", *argv])
     try:
         if args.command == "run":
             config = _config(args, pipeline=args.pipeline, output=args.output)
@@ -169,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             print(_human(summaries[-1]))
     except _Interrupted as stopped:
         summaries.append(stopped.summary)
-        _write_json(args.json_path, _payload(args.command, summaries))
+        _write_json(args.json_path, {**_payload(args.command, summaries), "command": command})
         print(_human(stopped.summary) if "pipeline" in stopped.summary else "stopped")
         return EXIT_INTERRUPTED
-    payload = _payload(args.command, summaries)
+    payload = {**_payload(args.command, summaries), "command": command}
     if args.command == "compare" and "speedup" in payload:
         print(f"speedup (actor vs naive, images/sec): {payload['speedup']:.1f}x")
     _write_json(args.json_path, payload)

@@ -29,9 +29,18 @@ LIMITS = {
 }
 
 
-def pipeline_defaults(pipeline: str) -> dict[str, int]:
-    """The tutorial's starting points: naive batch 4 x 2 tasks; actor batch 32 x 1 actor."""
-    return {"batch_size": 4, "concurrency": 2} if pipeline == "naive" else {"batch_size": 32, "concurrency": 1}
+def pipeline_defaults(pipeline: str, gpu: bool = False) -> dict[str, Any]:
+    """Starting settings. Naive: the tutorial's batch 4 x 2 tasks. Actor: the best measured.
+
+    On a GPU the actor defaults are the best cell of `bench.tune_actor` on an H200
+    (bench/results/2026-11-22-nvidia-h200-tune-actor.json): 4 actors sharing the
+    GPU (0.25 each), batch 256, 64 MB blocks. On a CPU: 1 actor, batch 32, 16 MB.
+    """
+    if pipeline == "naive":
+        return {"batch_size": 4, "concurrency": 2, "num_gpus": 0.5 if gpu else 0.0, "block_size_mb": 16}
+    if gpu:
+        return {"batch_size": 256, "concurrency": 4, "num_gpus": 0.25, "block_size_mb": 64}
+    return {"batch_size": 32, "concurrency": 1, "num_gpus": 0.0, "block_size_mb": 16}
 
 
 class ConfigError(ValueError):

@@ -65,12 +65,12 @@ def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, r
 class Predictor:
     """Loads the model once per actor; each call is one batched forward pass."""
 
-    def __init__(self, model_name: str, weights_file, precision: str, reporter, run_id: str) -> None:
+    def __init__(self, model_name: str, weights_file, precision: str, reporter=None, run_id: str = "") -> None:
         import torch
 
-        self.client = ReportClient(reporter, run_id)
+        self.client = ReportClient(reporter, run_id) if reporter is not None else None
         start = now()
-        self.client.send("worker_started", worker_id(), start)
+        self._report("worker_started", worker_id(), start)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = _dtype(precision)
         model, _ = build_model(model_name, weights_file)
@@ -83,7 +83,21 @@ class Predictor:
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN, device=self.device).view(shape) * 255
         self.std = torch.tensor(STD, device=self.device).view(shape) * 255
-        self.client.send("model_loaded", worker_id(), start, now())
+        self._report("model_loaded", worker_id(), start, now())
+
+    def _report(self, *args) -> None:
+        if self.client is not None:
+            self.client.send(*args)
+
+    def logits(self, nhwc_uint8):
+        """The forward pass on uint8 images already on the device: normalise there, then the model."""
+        import torch
+
+        x = (nhwc_uint8.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        if self.device.type == "cuda":
+            return self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
+            return self.model(x)
 
     def _stream(self):
         """A CUDA stream per calling thread, so two batches' copies and compute overlap."""
@@ -101,14 +115,7 @@ class Predictor:
         start = now()
         with torch.inference_mode(), self._stream():
             images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
-            x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-            x = (x.float() - self.mean) / self.std
-            if self.device.type == "cuda":
-                logits = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
-            else:
-                with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
-                    logits = self.model(x)
-            probs = torch.softmax(logits.float(), dim=1)
-            result = _labels(probs, self.names, batch["key"])
-        self.client.send("batch_done", len(batch["key"]), start, now())
+            logits = self.logits(images.to(self.device, non_blocking=True))
+            result = _labels(torch.softmax(logits.float(), dim=1), self.names, batch["key"])
+        self._report("batch_done", len(batch["key"]), start, now())
         return result

@@ -22,10 +22,10 @@ with st.form("compare"):
     data = right.selectbox("Data", ["synthetic", "jpeg"], key="cmp_data")
     go = st.form_submit_button("Run naive vs actor-based", type="primary")
 if go:
-    gpus = 1.0 if cluster["gpus"] >= 1 else 0.0
-    base = RunConfig(model=model, images=images, data=data, num_gpus=gpus, precision="bf16" if gpus else "fp32")
+    gpu = cluster["gpus"] >= 1
+    base = RunConfig(model=model, images=images, data=data, precision="bf16" if gpu else "fp32")
     try:
-        pair = {p: runner.submit(base.replace(pipeline=p, **pipeline_defaults(p))) for p in ("naive", "actor")}
+        pair = {p: runner.submit(base.replace(pipeline=p, **pipeline_defaults(p, gpu))) for p in ("naive", "actor")}
         comparisons().append(pair)
     except ConfigError as exc:
         st.error(str(exc))

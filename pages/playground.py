@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import ConfigError
+from engine import ConfigError, ceiling
+from engine.errors import one_line
 from ui import panels
 from ui.controls import run_controls
 from ui.session import connect_or_explain, shared_runner
@@ -30,6 +31,20 @@ with controls:
             active.stop()
         else:
             st.toast("Nothing is running.")
+    if ceiling.cached(config) is None and st.button(
+        "Measure ceiling",
+        disabled=runner.active() is not None,
+        help="Time the bare model on images already on the device (about 10 s); cached per model, precision, batch.",
+    ):
+        with st.spinner("Timing the bare model…"):
+            try:
+                ceiling.measure(config.validate())
+            except Exception as exc:  # a one-line cause, never a traceback
+                st.error(f"Could not measure the ceiling: {one_line(exc)}")
+
+
+def ceiling_for(run):
+    return ceiling.cached(run.config) if run else None
 
 
 def current():
@@ -53,11 +68,11 @@ def live_panel() -> None:
     panels.status_line(run)
     panels.kpis(run)
     if not run.done:
-        panels.live_charts(run.timeseries(), panels.gpu_note())
+        panels.live_charts(run.timeseries(), panels.gpu_note(), ceiling_for(run))
 
 
 with live:
     live_panel()
     if latest is not None and latest.done:
-        panels.live_charts(latest.timeseries(), panels.gpu_note())
-        panels.finished(latest)
+        panels.live_charts(latest.timeseries(), panels.gpu_note(), ceiling_for(latest))
+        panels.finished(latest, ceiling_for(latest))

@@ -16,15 +16,21 @@ DATA_LABELS = {
 }
 
 
-def _pipeline_changed() -> None:
-    """Switching pipeline loads that pipeline's tutorial defaults."""
-    defaults = pipeline_defaults(PIPELINE_LABELS[st.session_state["pipeline"]])
+def _apply_defaults(pipeline: str, gpu: bool) -> None:
+    """Load a pipeline's starting settings into the controls."""
+    defaults = pipeline_defaults(pipeline, gpu)
     st.session_state["batch"] = defaults["batch_size"]
     st.session_state["concurrency"] = defaults["concurrency"]
+    st.session_state["block"] = defaults["block_size_mb"]
+    if gpu:
+        st.session_state["gpus"] = defaults["num_gpus"]
 
 
 def run_controls(gpus: float, cpus: float) -> RunConfig:
     """Draw the controls and return the (unvalidated) config they describe."""
+    if "batch" not in st.session_state:
+        _apply_defaults("actor", gpus > 0)
+        st.session_state.setdefault("precision", "bf16" if gpus > 0 else "fp32")
     model = st.selectbox("Model", MODEL_NAMES, key="model")
     info = MODELS[model]
     st.caption(
@@ -32,22 +38,25 @@ def run_controls(gpus: float, cpus: float) -> RunConfig:
         f"{weights_kind(model)} weights (random weights give the same throughput)"
     )
     pipeline = st.radio(
-        "Pipeline", list(PIPELINE_LABELS), index=1, key="pipeline", horizontal=True, on_change=_pipeline_changed
+        "Pipeline",
+        list(PIPELINE_LABELS),
+        index=1,
+        key="pipeline",
+        horizontal=True,
+        on_change=lambda: _apply_defaults(PIPELINE_LABELS[st.session_state["pipeline"]], gpus > 0),
     )
     st.caption("Naive rebuilds the model for every batch; actors load it once and keep it warm.")
-    st.slider("Batch size", 1, 1024, pipeline_defaults("actor")["batch_size"], key="batch")
+    st.slider("Batch size", 1, 1024, key="batch")
     st.caption("Bigger batches keep a GPU busy until its memory runs out; on a CPU the gain flattens early.")
-    st.slider(
-        "Concurrency", 1, max(8, int(max(gpus, cpus))), pipeline_defaults("actor")["concurrency"], key="concurrency"
-    )
+    st.slider("Concurrency", 1, max(8, int(max(gpus * 4, cpus))), key="concurrency")
     st.caption("Workers at once. Past one actor per GPU (or per spare core) they only queue.")
-    st.slider("Block size (MB)", 1, 256, 16, key="block")
+    st.slider("Block size (MB)", 1, 256, key="block")
     st.caption("Smaller blocks mean more tasks in parallel and smoother streaming; bigger ones, less overhead.")
     st.slider("Images", 16, 20_000, 512, step=16, key="images")
     num_gpus = 0.0
     if gpus > 0:
-        num_gpus = st.number_input("GPUs per actor", 0.0, 1.0 if gpus < 2 else float(gpus), 1.0, 0.25, key="gpus")
-        st.caption("Fractions share a GPU between actors; 0 runs on the CPU.")
+        num_gpus = st.number_input("GPUs per actor", 0.0, 1.0 if gpus < 2 else float(gpus), step=0.25, key="gpus")
+        st.caption("Fractions share a GPU: 4 actors x 0.25 kept an H200 busiest. 0 runs on the CPU.")
     precision = st.selectbox("Precision", ["fp32", "bf16", "fp16"], key="precision")
     st.caption("bf16/fp16 roughly double GPU throughput; on a CPU fp32 is usually fastest.")
     data_label = st.radio("Data", list(DATA_LABELS), key="data")

@@ -47,12 +47,24 @@ def kpis(run) -> None:
     st.progress(min(1.0, rows / total) if total else 0.0)
 
 
-def live_charts(points: list[dict], gpu_note: str | None) -> None:
+def ceiling_sentence(run, ceiling: dict | None) -> None:
+    """How close the run came to the device's own ceiling, when one was measured."""
+    steady = (run.summary or {}).get("steady_images_per_sec")
+    if ceiling and steady:
+        c = run.config
+        st.markdown(
+            f"**{steady / ceiling['images_per_sec']:.0%} of this device's ceiling** for {c.model} {c.precision} "
+            f"at batch {c.batch_size} ({ceiling['images_per_sec']:,.0f} img/s on {ceiling['device']})."
+        )
+
+
+def live_charts(points: list[dict], gpu_note: str | None, ceiling: dict | None = None) -> None:
     if not points:
         st.caption("Waiting for the first sample…")
         return
     left, right = st.columns(2)
-    left.plotly_chart(charts.throughput(points), key="chart_throughput")
+    line = ceiling["images_per_sec"] if ceiling else None
+    left.plotly_chart(charts.throughput(points, ceiling=line), key="chart_throughput")
     right.plotly_chart(charts.object_store(points), key="chart_store")
     if gpu_note:
         st.info(f"{gpu_note}: GPU charts hidden")
@@ -68,9 +80,10 @@ def gpu_note() -> str | None:
     return nvml.unavailable_reason()
 
 
-def finished(run) -> None:
+def finished(run, ceiling: dict | None = None) -> None:
     """Everything a finished (or failed/stopped) run leaves behind."""
     summary = run.summary or {}
+    ceiling_sentence(run, ceiling)
     steady = summary.get("steady_images_per_sec")
     first = summary.get("first_result_s")
     st.subheader("Summary")
