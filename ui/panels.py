@@ -11,7 +11,14 @@ from engine.data import load_image
 from engine.snippet import code_for
 from ui import charts
 
-STATUS_ICON = {"queued": "⏳", "starting": "🚀", "running": "▶️", "finished": "✅", "failed": "❌", "stopped": "⏹️"}
+STATUS_ICON = {
+    "queued": ":material/hourglass_top:",
+    "starting": ":material/rocket_launch:",
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "failed": ":material/error:",
+    "stopped": ":material/stop_circle:",
+}
 
 
 def status_line(run) -> None:
