@@ -58,7 +58,7 @@ def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, r
             x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255
             outputs.append(torch.softmax(model(((x - mean) / std).unsqueeze(0)), dim=1))
     result = _labels(torch.cat(outputs), names, batch["key"])
-    client.send("batch_done", len(batch["key"]), batch_start, now())
+    client.send("batch_done", worker_id(), len(batch["key"]), batch_start, now())
     return result
 
 
@@ -70,7 +70,7 @@ class Predictor:
 
         self.client = ReportClient(reporter, run_id) if reporter is not None else None
         start = now()
-        self._report("worker_started", worker_id(), start)
+        self._report("worker_started", start)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = _dtype(precision)
         model, _ = build_model(model_name, weights_file)
@@ -83,11 +83,12 @@ class Predictor:
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN, device=self.device).view(shape) * 255
         self.std = torch.tensor(STD, device=self.device).view(shape) * 255
-        self._report("model_loaded", worker_id(), start, now())
+        self._report("model_loaded", start, now())
 
-    def _report(self, *args) -> None:
+    def _report(self, method: str, *args) -> None:
+        """Tell the reporter (when running as a pipeline actor) what this worker did."""
         if self.client is not None:
-            self.client.send(*args)
+            self.client.send(method, worker_id(), *args)
 
     def logits(self, nhwc_uint8):
         """The forward pass on uint8 images already on the device: normalise there, then the model."""

@@ -32,20 +32,28 @@ class Reporter:
         self.first_batch_in: float | None = None
         self.first_result: float | None = None
         self.stop = False
+        self.nodes: dict[str, dict] = {}
+
+    def _node(self, worker: str) -> dict:
+        node = worker.split(":", 1)[0]
+        return self.nodes.setdefault(node, {"rows": 0, "model_loads": 0, "workers": 0})
 
     def worker_started(self, run_id: str, worker: str, at: float) -> bool:
-        if run_id == self.run_id:
-            self.workers.setdefault(worker, at)
+        if run_id == self.run_id and worker not in self.workers:
+            self.workers[worker] = at
+            self._node(worker)["workers"] += 1
         return self.stop
 
     def model_loaded(self, run_id: str, worker: str, start: float, end: float) -> bool:
         if run_id == self.run_id:
             self.loads.append({"worker": worker, "start": start, "end": end})
+            self._node(worker)["model_loads"] += 1
         return self.stop
 
-    def batch_done(self, run_id: str, rows: int, start: float, end: float) -> bool:
+    def batch_done(self, run_id: str, worker: str, rows: int, start: float, end: float) -> bool:
         if run_id == self.run_id:
             self.rows += rows
+            self._node(worker)["rows"] += rows
             self.batches += 1
             self.first_batch_in = start if self.first_batch_in is None else min(self.first_batch_in, start)
             self.first_result = end if self.first_result is None else min(self.first_result, end)
@@ -65,6 +73,7 @@ class Reporter:
             "first_batch_in": self.first_batch_in,
             "first_result": self.first_result,
             "loads": list(self.loads) if with_loads else None,
+            "nodes": {node: dict(figures) for node, figures in self.nodes.items()},
         }
 
 
@@ -87,7 +96,8 @@ def forget_reporter() -> None:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`<Ray node id>:<host>:<pid>`: which node and process did the work."""
+    return f"{ray.get_runtime_context().get_node_id()}:{socket.gethostname()}:{os.getpid()}"
 
 
 class StopRequested(RuntimeError):

@@ -103,6 +103,7 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "model_load_seconds": round(sum(x["end_s"] - x["start_s"] for x in loads), 3),
         "loads": loads,
         "workers": workers.get("workers", 0),
+        "nodes": _nodes(workers.get("nodes") or {}),
         "peak_gpu_util_pct": _peak(points, "gpu_util_pct"),
         "peak_gpu_mem_used_bytes": _peak(points, "gpu_mem_used_bytes"),
         "peak_object_store_bytes": _peak(points, "object_store_used_bytes"),
@@ -113,6 +114,17 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "config": config.to_dict(),
         "timeseries": points,
     }
+
+
+def _nodes(reported: dict[str, dict]) -> list[dict]:
+    """One entry per Ray node that did work in this run, with its address and figures."""
+    try:
+        from engine.cluster import nodes
+
+        addresses = {n.node_id: n.address for n in nodes()}
+    except Exception:  # the cluster went away: keep the figures, lose the addresses
+        addresses = {}
+    return [{"node_id": node, "address": addresses.get(node), **figures} for node, figures in sorted(reported.items())]
 
 
 def _plain(value):
