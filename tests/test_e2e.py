@@ -47,7 +47,8 @@ def app_url():
         pytest.skip("Debian chromium is not installed (./dev test installs it)")
     port = free_port()
     env = {**os.environ, "PLAYGROUND_OBJECT_STORE_MB": "300"}
-    log = open(os.path.join(ROOT, ".cache-test", "e2e-streamlit.log"), "w")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    log = open(os.path.join(ARTIFACTS, "e2e-streamlit.log"), "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
         cwd=ROOT,
