@@ -26,6 +26,9 @@ with st.sidebar:
             f"**{cluster['label']}** · {cluster['nodes']} node(s) · {cluster['cpus']:g} CPUs · "
             f"{cluster['gpus']:g} GPUs · object store {cluster['object_store_gib']:.1f} GiB"
         )
+        if cluster["nodes"] > 1:
+            with st.expander("Nodes"):
+                st.dataframe(cluster["node_table"], hide_index=True)
         runner = shared_runner()
         if runner.warming:
             st.caption("warming workers: importing torch in Ray's idle workers…")

@@ -90,6 +90,11 @@ def connected_address() -> str | None:
     return _connected.get("address")
 
 
+def node_label(address: str, node_id: str) -> str:
+    """How charts and summaries name a node: its address, plus a short id (several nodes may share a host)."""
+    return f"{address} ({node_id[:6]})"
+
+
 def nodes() -> list[NodeInfo]:
     import ray
 

@@ -6,15 +6,17 @@ object-store stats and psutil. A figure that cannot be read is `None`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from dataclasses import dataclass
 
 import psutil
+import ray
 
 from engine import nvml
-from engine.cluster import live_pool_actors
+from engine.cluster import live_pool_actors, node_label
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,61 @@ def read_object_store() -> list[StoreReading]:
         store = stats.store_stats
         readings.append(
             StoreReading(
-                node=node["NodeManagerAddress"],
+                node=node_label(node["NodeManagerAddress"], node["NodeID"]),
                 used_bytes=int(store.object_store_bytes_used),
                 capacity_bytes=int(store.object_store_bytes_avail),
                 spilled_bytes=int(store.spilled_bytes_total),
             )
         )
     return readings
+
+
+@ray.remote(num_cpus=0)
+class NodeGpus:
+    """A tiny actor pinned to one node: reads that node's GPUs through NVML."""
+
+    def read(self) -> list[dict]:
+        return [dataclasses.asdict(g) for g in nvml.read_gpus()]
+
+
+class GpuReader:
+    """Every GPU of the cluster: this node's in-process, other GPU nodes' through a NodeGpus actor each."""
+
+    def __init__(self) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = ray.get_runtime_context().get_node_id()
+        alive = [n for n in ray.nodes() if n["Alive"]]
+        self.local = next((node_label(n["NodeManagerAddress"], here) for n in alive if n["NodeID"] == here), "local")
+        self.remote = {
+            node_label(n["NodeManagerAddress"], n["NodeID"]): NodeGpus.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote()
+            for n in alive
+            if n["NodeID"] != here and n.get("Resources", {}).get("GPU", 0) > 0
+        }
+
+        self.pending = {node: actor.read.remote() for node, actor in self.remote.items()}
+        self.last: dict[str, list[dict]] = {}
+
+    def read(self) -> list[dict]:
+        """Never waits on a remote node: each point takes the newest reading that has arrived."""
+        readings = [{**dataclasses.asdict(g), "node": self.local} for g in nvml.read_gpus()]
+        for node, ref in list(self.pending.items()):
+            ready, _ = ray.wait([ref], timeout=0)
+            if ready:
+                try:
+                    self.last[node] = [{**g, "node": node} for g in ray.get(ref)]
+                except Exception as exc:  # a node going away: its GPUs drop out
+                    log.debug("GPUs of %s unreadable: %s", node, exc)
+                    self.last.pop(node, None)
+                self.pending[node] = self.remote[node].read.remote()
+            readings += self.last.get(node, [])
+        return readings
+
+    def close(self) -> None:
+        for actor in self.remote.values():
+            ray.kill(actor)
 
 
 def read_host() -> dict:
@@ -75,6 +125,7 @@ class MetricsSampler:
 
     def start(self) -> MetricsSampler:
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
+        self.gpus = GpuReader()
         self._thread.start()
         return self
 
@@ -82,6 +133,7 @@ class MetricsSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         self.sample()  # a last point, so the series ends at the end
+        self.gpus.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -98,10 +150,10 @@ class MetricsSampler:
         last_t, last_rows = self._recent[0]
         self._recent.append((now, rows))
         elapsed = now - self.started_at
-        gpus = nvml.read_gpus()
+        gpus = self.gpus.read()
         stores = read_object_store()
-        known_util = [g.util_pct for g in gpus if g.util_pct is not None]
-        known_mem = [g.mem_used_bytes for g in gpus if g.mem_used_bytes is not None]
+        known_util = [g["util_pct"] for g in gpus if g["util_pct"] is not None]
+        known_mem = [g["mem_used_bytes"] for g in gpus if g["mem_used_bytes"] is not None]
         point = {
             "t": round(elapsed, 3),
             "rows": rows,
@@ -109,18 +161,11 @@ class MetricsSampler:
             "cumulative_images_per_sec": rows / elapsed if elapsed > 0 else 0.0,
             "gpu_util_pct": sum(known_util) / len(known_util) if known_util else None,
             "gpu_mem_used_bytes": sum(known_mem) if known_mem else None,
-            "gpus": [
-                {
-                    "index": g.index,
-                    "util_pct": g.util_pct,
-                    "mem_used_bytes": g.mem_used_bytes,
-                    "mem_total_bytes": g.mem_total_bytes,
-                }
-                for g in gpus
-            ],
+            "gpus": gpus,
             "object_store_used_bytes": sum(s.used_bytes for s in stores) if stores else None,
             "object_store_capacity_bytes": sum(s.capacity_bytes for s in stores) if stores else None,
             "object_store_spilled_bytes": sum(s.spilled_bytes for s in stores) if stores else None,
+            "object_store_by_node": {s.node: s.used_bytes for s in stores},
             **read_host(),
             "live_actors": live_pool_actors(),
             "model_loads": workers["model_loads"],

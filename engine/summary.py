@@ -103,7 +103,7 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "model_load_seconds": round(sum(x["end_s"] - x["start_s"] for x in loads), 3),
         "loads": loads,
         "workers": workers.get("workers", 0),
-        "nodes": _nodes(workers.get("nodes") or {}),
+        "nodes": _nodes(workers.get("nodes") or {}, points),
         "peak_gpu_util_pct": _peak(points, "gpu_util_pct"),
         "peak_gpu_mem_used_bytes": _peak(points, "gpu_mem_used_bytes"),
         "peak_object_store_bytes": _peak(points, "object_store_used_bytes"),
@@ -116,15 +116,27 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
     }
 
 
-def _nodes(reported: dict[str, dict]) -> list[dict]:
-    """One entry per Ray node that did work in this run, with its address and figures."""
+def _nodes(reported: dict[str, dict], points: list[dict]) -> list[dict]:
+    """One entry per Ray node that did work in this run: address, work done, peak store, GPU use."""
     try:
-        from engine.cluster import nodes
+        from engine.cluster import node_label, nodes
 
         addresses = {n.node_id: n.address for n in nodes()}
+        labels = {n.node_id: node_label(n.address, n.node_id) for n in nodes()}
     except Exception:  # the cluster went away: keep the figures, lose the addresses
-        addresses = {}
-    return [{"node_id": node, "address": addresses.get(node), **figures} for node, figures in sorted(reported.items())]
+        addresses, labels = {}, {}
+    entries = []
+    for node, figures in sorted(reported.items()):
+        address, label = addresses.get(node), labels.get(node)
+        store = [(p.get("object_store_by_node") or {}).get(label) for p in points]
+        util = [g["util_pct"] for p in points for g in p.get("gpus") or []
+                if g.get("node") == label and g["util_pct"] is not None]  # fmt: skip
+        entries.append({
+            "node_id": node, "address": address, **figures,
+            "object_store_peak_bytes": max((v for v in store if v is not None), default=None),
+            "gpu_util_mean": sum(util) / len(util) if util else None,
+        })  # fmt: skip
+    return entries
 
 
 def _plain(value):

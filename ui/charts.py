@@ -48,31 +48,40 @@ def throughput(points: list[dict], ceiling: float | None = None, name: str = "")
     return fig
 
 
-def gpu_util(points: list[dict]) -> go.Figure:
+def _gpu_series(points: list[dict], node: str | None):
+    """(label, readings per point) for each GPU, on one node or all of them."""
+    keys = sorted({(g.get("node", ""), g["index"]) for p in points for g in p.get("gpus") or []})
+    keys = [k for k in keys if node is None or k[0] == node]
+    several_nodes = len({k[0] for k in keys}) > 1
+    for key in keys:
+        label = f"{key[0]} GPU {key[1]}" if several_nodes else f"GPU {key[1]}"
+        yield label, [next((g for g in p.get("gpus") or [] if (g.get("node", ""), g["index"]) == key), None)
+                      for p in points]  # fmt: skip
+
+
+def gpu_util(points: list[dict], node: str | None = None) -> go.Figure:
     """Utilisation of each GPU, in percent."""
     fig = _figure("GPU utilisation", "%", [0, 105])
-    for index in sorted({g["index"] for p in points for g in p.get("gpus") or []}):
-        xs = [p["t"] for p in points]
-        ys = [next((g["util_pct"] for g in p.get("gpus") or [] if g["index"] == index), None) for p in points]
-        fig.add_scatter(x=xs, y=ys, name=f"GPU {index}", mode="lines")
+    xs = [p["t"] for p in points]
+    for label, gpus in _gpu_series(points, node):
+        fig.add_scatter(x=xs, y=[g["util_pct"] if g else None for g in gpus], name=label, mode="lines")
     return fig
 
 
-def gpu_memory(points: list[dict]) -> go.Figure:
+def gpu_memory(points: list[dict], node: str | None = None) -> go.Figure:
     """Memory used on each GPU, against its size."""
     fig = _figure("GPU memory", "GiB")
-    for index in sorted({g["index"] for p in points for g in p.get("gpus") or []}):
-        xs = [p["t"] for p in points]
-        gpus = [next((g for g in p.get("gpus") or [] if g["index"] == index), None) for p in points]
+    xs = [p["t"] for p in points]
+    for label, gpus in _gpu_series(points, node):
         used = [g["mem_used_bytes"] / GIB if g and g["mem_used_bytes"] is not None else None for g in gpus]
-        fig.add_scatter(x=xs, y=used, name=f"GPU {index} used", mode="lines")
+        fig.add_scatter(x=xs, y=used, name=f"{label} used", mode="lines")
         total = next((g["mem_total_bytes"] for g in gpus if g and g["mem_total_bytes"]), None)
         if total:
-            fig.add_hline(y=total / GIB, line_dash="dash", line_color="gray", annotation_text=f"GPU {index} size")
+            fig.add_hline(y=total / GIB, line_dash="dash", line_color="gray", annotation_text=f"{label} size")
     return fig
 
 
-def object_store(points: list[dict]) -> go.Figure:
+def object_store(points: list[dict], node: str | None = None) -> go.Figure:
     """Ray object store used and spilled, against its capacity.
 
     The capacity line is drawn once use comes within sight of it; until then it
@@ -84,7 +93,12 @@ def object_store(points: list[dict]) -> go.Figure:
     scale, unit = (GIB, "GiB") if near or peak > GIB else (MIB, "MiB")
     title = "Ray object store" + ("" if near or not capacity else f" (capacity {capacity / GIB:.1f} GiB)")
     fig = _figure(title, unit)
-    xs, ys = _series(points, "object_store_used_bytes", scale)
+    if node is None:
+        xs, ys = _series(points, "object_store_used_bytes", scale)
+    else:
+        xs = [p["t"] for p in points]
+        ys = [(p.get("object_store_by_node") or {}).get(node, 0) / scale for p in points]
+        fig.update_layout(title={"text": f"Ray object store on {node}"})
     fig.add_scatter(x=xs, y=ys, name="used", mode="lines", line={"width": 2}, fill="tozeroy")
     xs, ys = _series(points, "object_store_spilled_bytes", scale)
     fig.add_scatter(

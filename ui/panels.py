@@ -65,20 +65,30 @@ def ceiling_sentence(run, ceiling: dict | None) -> None:
         )
 
 
+def node_choice(points: list[dict]) -> str | None:
+    """On a cluster of several nodes, a choice between the whole cluster and one node."""
+    nodes = sorted({n for p in points for n in p.get("object_store_by_node") or {}})
+    if len(nodes) < 2:
+        return None
+    choice = st.selectbox("Show", ["Whole cluster", *nodes], key="node_filter")
+    return None if choice == "Whole cluster" else choice
+
+
 def live_charts(points: list[dict], gpu_note: str | None, ceiling: dict | None = None) -> None:
     if not points:
         st.caption("Waiting for the first sample…")
         return
+    node = node_choice(points)
     left, right = st.columns(2)
     line = ceiling["images_per_sec"] if ceiling else None
     left.plotly_chart(charts.throughput(points, ceiling=line), key="chart_throughput")
-    right.plotly_chart(charts.object_store(points), key="chart_store")
-    if gpu_note:
+    right.plotly_chart(charts.object_store(points, node), key="chart_store")
+    if gpu_note and not any(p.get("gpus") for p in points):
         st.info(f"{gpu_note}: GPU charts hidden")
     else:
         left, right = st.columns(2)
-        left.plotly_chart(charts.gpu_util(points), key="chart_gpu_util")
-        right.plotly_chart(charts.gpu_memory(points), key="chart_gpu_mem")
+        left.plotly_chart(charts.gpu_util(points, node), key="chart_gpu_util")
+        right.plotly_chart(charts.gpu_memory(points, node), key="chart_gpu_mem")
     st.plotly_chart(charts.host(points), key="chart_host")
 
 

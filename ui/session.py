@@ -28,6 +28,15 @@ def ray_connection(address: str | None) -> dict:
         "cpus": sum(n.cpus for n in alive),
         "gpus": sum(n.gpus for n in alive),
         "object_store_gib": sum(n.object_store_bytes for n in alive) / 2**30,
+        "node_table": [
+            {
+                "node": cluster.node_label(n.address, n.node_id),
+                "CPUs": n.cpus,
+                "GPUs": n.gpus,
+                "object store GiB": round(n.object_store_bytes / 2**30, 1),
+            }
+            for n in alive
+        ],  # fmt: skip
     }
 
 

@@ -1,0 +1,28 @@
+"""Chart builders: units, a time axis, and one line per GPU across nodes (points shaped as the sampler makes them)."""
+
+from ui import charts
+
+
+def point(t, node_gpus):
+    return {
+        "t": t, "rows": 0, "images_per_sec": 0.0, "cumulative_images_per_sec": 0.0,
+        "gpus": [{"node": n, "index": i, "util_pct": 50.0, "mem_used_bytes": 2**30, "mem_total_bytes": 8 * 2**30}
+                 for n, i in node_gpus],
+        "object_store_used_bytes": 3 * 2**20, "object_store_capacity_bytes": 2**30, "object_store_spilled_bytes": 0,
+        "object_store_by_node": {"a": 2**20, "b": 2 * 2**20},
+    }  # fmt: skip
+
+
+def test_gpu_lines_are_named_by_node_when_there_are_several():
+    points = [point(t, [("a", 0), ("b", 0), ("b", 1)]) for t in (0.5, 1.0)]
+    names = [trace.name for trace in charts.gpu_util(points).data]
+    assert names == ["a GPU 0", "b GPU 0", "b GPU 1"]
+    assert [trace.name for trace in charts.gpu_util(points, node="b").data] == ["GPU 0", "GPU 1"]
+    assert charts.gpu_util(points).layout.xaxis.title.text == "time since Launch (s)"
+
+
+def test_object_store_for_one_node_and_in_readable_units():
+    points = [point(t, []) for t in (0.5, 1.0)]
+    whole, one = charts.object_store(points), charts.object_store(points, node="b")
+    assert whole.layout.yaxis.title.text == "MiB" and list(whole.data[0].y) == [3.0, 3.0]
+    assert list(one.data[0].y) == [2.0, 2.0] and "on b" in one.layout.title.text
