@@ -241,8 +241,8 @@ def quiet_sampler() -> Iterator[None]:
     """Within the block, engine runs sample only once, at their end (interval 1e9 s)."""
 
     class Quiet(MetricsSampler):
-        def __init__(self, started_at: float, read_workers: Callable, interval: float = 0) -> None:
-            super().__init__(started_at, read_workers, interval=1e9)
+        def __init__(self, started_at: float, read_workers: Callable, **kwargs: Any) -> None:
+            super().__init__(started_at, read_workers, **{**kwargs, "interval": 1e9})
 
     engine.run.MetricsSampler = Quiet
     try:

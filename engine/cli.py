@@ -60,7 +60,30 @@ def build_parser() -> OneLineParser:
     _add_run_flags(compare, 32, 1)
     compare.add_argument("--naive-batch-size", type=int, default=4)
     compare.add_argument("--naive-concurrency", type=int, default=2)
+    history = sub.add_parser("history", help="every recorded run, newest first")
+    history.add_argument("--json", dest="json_path", default=None, help="write the list here")
+    history.add_argument("--export", default=None, help="write every run in full (JSON) to this file")
+    history.add_argument("--import", dest="import_path", default=None, help="add the runs of an export file")
+    history.add_argument("--db", default=None, help="the SQLite file (default: PLAYGROUND_DB or the cache folder)")
     return parser
+
+
+def _history(args: argparse.Namespace) -> int:
+    from engine.store import RunStore
+
+    store = RunStore(args.db)
+    if args.import_path:
+        with open(args.import_path) as f:
+            print(f"imported {store.import_json(f.read())} run(s)")
+    if args.export:
+        with open(args.export, "w") as f:
+            f.write(store.export_json())
+    runs = store.history()
+    for r in runs:
+        rate = f"{r['images_per_sec']:.1f} img/s" if r["images_per_sec"] else "-"
+        print(f"{r['id']}  {r['status']:<11} {r['pipeline']:<5} {r['model']:<18} {rate}  {r['error'] or ''}")
+    _write_json(args.json_path, {"runs": runs})
+    return EXIT_OK
 
 
 def _config(args: argparse.Namespace, **overrides) -> RunConfig:
@@ -155,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "engine", *argv])
+    if args.command == "history":
+        return _history(args)
     try:
         if args.command == "run":
             config = _config(args, pipeline=args.pipeline, output=args.output)

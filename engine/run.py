@@ -20,6 +20,7 @@ from engine.errors import one_line
 from engine.models import weights_kind
 from engine.reporter import get_reporter
 from engine.samplers import MetricsSampler
+from engine.store import RunStore
 from engine.summary import summarize
 from engine.warm import keep_warm
 
@@ -52,6 +53,8 @@ class Run:
         self.marks: dict[str, float] = {}
         self._stop = threading.Event()
         self._done = threading.Event()
+        self.persist = lambda: None  # set by the runner: writes the run to the store
+        self._persisted_at = 0.0
 
     # --- what callers read -------------------------------------------------
     def timeseries(self) -> list[dict]:
@@ -84,7 +87,14 @@ class Run:
     def _finish(self, status: str, error: str | None = None) -> None:
         self.status, self.error = status, error
         self.phase = status
+        self.persist()
         self._done.set()
+
+    def _persist_every(self, seconds: float) -> None:
+        """Called after each metrics sample: write the run out every few seconds while it goes."""
+        if time.time() - self._persisted_at >= seconds:
+            self._persisted_at = time.time()
+            self.persist()
 
     def execute(self) -> None:
         """Run the pipeline to its end; never raises."""
@@ -94,6 +104,7 @@ class Run:
         self.launched_at = time.time()
         try:
             self.status, self.phase = "starting", "connecting to Ray"
+            self.persist()
             cluster.connect(self.config.address)
             cluster.check_resources(self.config.num_gpus, self.config.concurrency)
             executor_hook.install()
@@ -102,7 +113,11 @@ class Run:
 
             ray.get(reporter.reset.remote(self.id))
             self.marks["connected"] = time.time()
-            self.sampler = MetricsSampler(self.launched_at, lambda: ray.get(reporter.snapshot.remote())).start()
+            self.sampler = MetricsSampler(
+                self.launched_at,
+                lambda: ray.get(reporter.snapshot.remote()),
+                on_sample=lambda: self._persist_every(2.0),
+            ).start()
             self._consume(reporter)
             status = "stopped" if self._stop.is_set() else "finished"
             self._wrap_up(reporter, status, None)
@@ -124,6 +139,7 @@ class Run:
         ds = build(self.config, reporter, self.id, jpeg_progress)
         self.dataset = ds
         self.status, self.phase = "running", "running"
+        self.persist()
         if self.config.output:
             ds.write_parquet(self.config.output)
             self.predictions = _read_sample(self.config.output)
@@ -167,7 +183,11 @@ def _read_sample(folder: str) -> list[dict]:
 class Runner:
     """Runs queued runs one after another on a single background thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: RunStore | None = None) -> None:
+        self.store = store or RunStore()
+        lost = self.store.mark_interrupted()
+        if lost:
+            log.warning("%d run(s) from an earlier process marked interrupted", lost)
         self._queue: queue.Queue = queue.Queue()  # callables, run one at a time
         self._lock = threading.Lock()
         self.runs: list[Run] = []
@@ -178,6 +198,8 @@ class Runner:
 
     def submit(self, config: RunConfig) -> Run:
         run = Run(config.validate())
+        run.persist = lambda: self._save(run)
+        run.persist()
         with self._lock:
             self.runs.append(run)
         self._queue.put(lambda: self._execute(run))
@@ -202,6 +224,13 @@ class Runner:
     def get(self, run_id: str) -> Run | None:
         with self._lock:
             return next((r for r in self.runs if r.id == run_id), None)
+
+    def _save(self, run: Run) -> None:
+        """Write a run to the store; a full disk or a locked file is logged, never fatal."""
+        try:
+            self.store.save(run)
+        except Exception as exc:
+            log.warning("could not record run %s: %s", run.id, exc)
 
     def _loop(self) -> None:
         while True:

@@ -114,8 +114,9 @@ def read_host() -> dict:
 class MetricsSampler:
     """Background thread that appends one point every `interval` seconds."""
 
-    def __init__(self, started_at: float, read_workers, interval: float = SAMPLE_INTERVAL_S) -> None:
+    def __init__(self, started_at: float, read_workers, interval: float = SAMPLE_INTERVAL_S, on_sample=None) -> None:
         self.started_at = started_at
+        self.on_sample = on_sample or (lambda: None)
         self.read_workers = read_workers
         self.interval = interval
         self.points: list[dict] = []
@@ -139,6 +140,7 @@ class MetricsSampler:
         while not self._stop.wait(self.interval):
             try:
                 self.sample()
+                self.on_sample()
             except Exception:  # a sampler must never take the run down
                 log.exception("metrics sample failed")
 

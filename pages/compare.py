@@ -6,7 +6,7 @@ from engine import ConfigError, RunConfig
 from engine.config import pipeline_defaults
 from engine.models import MODEL_NAMES
 from ui import charts
-from ui.history import history_frame, history_json
+from ui.history import history_frame, with_settings
 from ui.session import comparisons, connect_or_explain, shared_runner
 
 st.title("Naive vs actor-based")
@@ -70,19 +70,19 @@ def latest_comparison() -> None:
 latest_comparison()
 
 st.header("History")
-runs = list(runner.runs)
-if not runs:
-    st.caption("No runs yet: runs launched from any browser appear here.")
+store = runner.store
+rows = store.history()
+if not rows:
+    st.caption("No runs yet: runs launched from any browser, and earlier app sessions, appear here.")
 else:
-    table = history_frame(runs)
+    table = with_settings(history_frame(rows), store)
     picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="history")
-    chosen = [runs[len(runs) - 1 - i] for i in picked.selection.rows]
+    chosen = [store.get(rows[i]["id"]) for i in picked.selection.rows]
     if chosen:
-        st.plotly_chart(
-            charts.overlay([(f"{r.id} {r.config.pipeline}", r.timeseries()) for r in chosen]), key="history_overlay"
-        )
+        overlaid = [(f"{r['id']} {r['config']['pipeline']}", r["timeseries"]) for r in chosen if r]
+        st.plotly_chart(charts.overlay(overlaid), key="history_overlay")
     else:
         st.caption("Select rows to overlay their throughput.")
     left, right = st.columns(2)
     left.download_button("Download CSV", table.to_csv(index=False), "runs.csv", "text/csv")
-    right.download_button("Download JSON", history_json(runs), "runs.json", "application/json")
+    right.download_button("Download JSON", store.export_json(), "runs.json", "application/json")

@@ -110,3 +110,30 @@ def test_ctrl_c_records_the_run_as_stopped(ray_local, tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-2000:]
     assert json.loads(out.read_text())["status"] == "stopped"
+
+
+def test_history_lists_recorded_runs_newest_first_and_exports(tmp_path):
+    from engine.config import RunConfig
+    from engine.store import RunStore
+
+    db = str(tmp_path / "runs.sqlite")
+    store = RunStore(db)
+    for i, status in enumerate(("finished", "failed")):
+
+        class Recorded:  # the shape the store reads from a Run
+            id, submitted_at, config, summary, error = f"run{i}", 100.0 + i, RunConfig(), None, "boom" if i else None
+
+            def timeseries(self):
+                return []
+
+        Recorded.status = status
+        store.save(Recorded())
+    out, export = tmp_path / "history.json", tmp_path / "export.json"
+    result = cli("history", "--db", db, "--json", str(out), "--export", str(export))
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["id"] for r in runs] == ["run1", "run0"]
+    assert set(runs[0]) == {"id", "started_at", "status", "pipeline", "model", "images_per_sec", "error"}
+    assert runs[0]["error"] == "boom"
+    assert cli("history", "--db", str(tmp_path / "other.sqlite"), "--import", str(export)).returncode == 0
+    assert len(RunStore(str(tmp_path / "other.sqlite")).history()) == 2

@@ -1,41 +1,21 @@
-"""The table of every run this app server has seen, and its downloads."""
+"""The history table: every run the store recorded, from any browser or earlier app session."""
 
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 
 
-def history_frame(runs) -> pd.DataFrame:
-    """One row per run, newest first."""
-    rows = []
-    for run in reversed(runs):
-        s = run.summary or {}
-        rows.append(
-            {
-                "id": run.id,
-                "started": pd.Timestamp(run.launched_at, unit="s").strftime("%H:%M:%S"),
-                "status": run.status,
-                "pipeline": run.config.pipeline,
-                "model": run.config.model,
-                "images": run.config.images,
-                "batch": run.config.batch_size,
-                "concurrency": run.config.concurrency,
-                "block MB": run.config.block_size_mb,
-                "GPUs/actor": run.config.num_gpus,
-                "precision": run.config.precision,
-                "data": run.config.data,
-                "images/s": s.get("images_per_sec"),
-                "steady images/s": s.get("steady_images_per_sec"),
-                "first result s": s.get("first_result_s"),
-                "model loads": s.get("model_loads"),
-                "error": run.error,
-            }
-        )
-    return pd.DataFrame(rows)
+def history_frame(rows: list[dict]) -> pd.DataFrame:
+    """One row per recorded run (from the run store), newest first."""
+    frame = pd.DataFrame(rows, columns=["id", "started_at", "status", "pipeline", "model", "images_per_sec", "error"])
+    frame["started_at"] = pd.to_datetime(frame["started_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    return frame.rename(columns={"started_at": "started", "images_per_sec": "images/s"})
 
 
-def history_json(runs) -> str:
-    """Every finished run's full summary (time series included)."""
-    return json.dumps([r.summary for r in runs if r.summary], indent=1, default=str)
+def with_settings(frame: pd.DataFrame, store) -> pd.DataFrame:
+    """Add each run's main settings, read from its stored config."""
+    configs = [(store.get(run_id) or {}).get("config") or {} for run_id in frame["id"]]
+    for key, column in (("batch_size", "batch"), ("concurrency", "concurrency"), ("num_gpus", "GPUs/actor"),
+                        ("block_size_mb", "block MB"), ("precision", "precision"), ("data", "data")):  # fmt: skip
+        frame.insert(len(frame.columns) - 1, column, [c.get(key) for c in configs])
+    return frame
