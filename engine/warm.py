@@ -14,6 +14,7 @@ import time
 
 log = logging.getLogger(__name__)
 HOLD_S = 6.0  # long enough that Ray starts one worker per hold task instead of reusing one
+REFILL_HOLD_S = 0.5  # after a run: short, so a quick next Launch finds the workers idle, not holding
 
 
 def prepare_worker() -> None:
@@ -50,7 +51,7 @@ def keep_warm(count: int, wait: bool = True) -> int:
     try:
         hold = ray.remote(num_cpus=0)(_hold)
         if not wait:
-            [hold.remote(HOLD_S) for _ in range(count)]
+            [hold.remote(REFILL_HOLD_S) for _ in range(count)]
             return count
         ray.get(get_reporter().snapshot.remote(), timeout=120)
         ray.data.range(1).map_batches(_Identity, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0).take(1)
