@@ -168,3 +168,26 @@ def test_engine_never_imports_streamlit():
 
     code = "import engine, engine.cli, engine.run, sys; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
+    import psutil
+    import ray._private.state as state
+
+    run = start(tiny.replace(images=3000, batch_size=8, block_size_mb=1))
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run.timeseries() and run.timeseries()[-1]["rows"] > 0):
+        time.sleep(0.2)
+    pids = [a.get("Pid") for a in state.actors().values()
+            if a.get("State") == "ALIVE" and str(a.get("ActorClassName", "")).startswith("MapWorker")]  # fmt: skip
+    assert pids and all(pids)
+    for pid in pids:
+        psutil.Process(pid).kill()  # the actor's process dies, as on a lost node or an OOM kill
+    summary = finish(run, timeout=300)
+    print("after the kill:", summary["status"], summary["rows"], summary["model_loads"], summary["error"])
+    assert summary["status"] in ("finished", "failed")
+    if summary["status"] == "failed":
+        assert summary["error"] and "\n" not in summary["error"]
+    else:
+        assert summary["rows"] >= 3000 and summary["model_loads"] >= 2  # Ray restarted the actor
+    assert finish(start(tiny))["status"] == "finished"
