@@ -42,3 +42,22 @@ def test_cli_run_with_address_uses_both_nodes(two_nodes, tmp_path):
     assert sum(n["rows"] for n in nodes) == 96 and all(n["model_loads"] == 1 for n in nodes)
     assert all(n["object_store_peak_bytes"] is not None for n in nodes)  # each node's own store was read
     assert len(summary["timeseries"][-1]["object_store_by_node"]) == 2
+
+
+@pytest.mark.e2e
+def test_the_app_joins_the_cluster_and_charts_each_node(two_nodes, tmp_path):
+    from engine.store import RunStore
+    from tests.browser import ARTIFACTS, browser_page, serve_app
+
+    db = str(tmp_path / "runs.sqlite")
+    with serve_app("cluster", RAY_ADDRESS=two_nodes.address, PLAYGROUND_DB=db) as url, browser_page(url) as page:
+        page.get_by_text("2 node(s)").wait_for(timeout=120_000)  # the sidebar shows the cluster it joined
+        page.get_by_role("button", name="Launch").click()
+        page.get_by_text("Sample predictions").wait_for(timeout=300_000)
+        page.screenshot(path=os.path.join(ARTIFACTS, "cluster-finished.png"))
+        page.get_by_text("Show", exact=True).first.wait_for()  # charts offer the whole cluster or one node
+    store = RunStore(db)
+    run = store.get(store.history()[0]["id"])
+    assert run["status"] == "finished"
+    assert len(run["timeseries"][-1]["object_store_by_node"]) == 2  # each node's object store, sampled
+    assert run["summary"]["nodes"] and run["summary"]["rows"] == run["config"]["images"]
