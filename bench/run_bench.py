@@ -395,9 +395,7 @@ class Bench:
         ray_start = round(time.perf_counter() - t, 3)
         cold = engine_case(self.tuned.replace(images=256))
         say(f"  cold launch: first result {cold['first_result_s']} s")
-        engine.run.runner().warm_up()
-        while engine.run.runner().warming:
-            time.sleep(0.2)
+        engine.run.runner().warm_up(wait=True)
         warm = []
         for i in range(5):
             settle()
@@ -453,7 +451,7 @@ def environment(cuda: bool) -> tuple[str, dict[str, Any]]:
         versions["cuda"] = torch.version.cuda
         try:
             with open("/proc/driver/nvidia/version") as f:
-                versions["driver"] = re.search(r"Kernel Module\s+(\S+)", f.read()).group(1)
+                versions["driver"] = re.search(r"Kernel Module(?: for \S+)?\s+(\d[\d.]*)", f.read()).group(1)
         except (OSError, AttributeError):
             query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
             try:

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
 
 
@@ -28,9 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     cluster.connect(None)
-    runner().warm_up()
-    while runner().warming:
-        time.sleep(0.2)
+    runner().warm_up(wait=True)
     import ray
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -50,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                      "seconds": s["seconds"], "nodes": s["nodes"]})  # fmt: skip
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "nodes"}), flush=True)
     one, many = rows[0]["steady_images_per_sec"], rows[-1]["steady_images_per_sec"]
+    gpu, env = environment(True)
     result = {
+        "gpu": gpu,
+        **env,
         "command": "python -m bench.scaling " + " ".join(argv if argv is not None else sys.argv[1:]),
         "settings": vars(args),
         "runs": rows,

@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 
+from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
 
 
@@ -28,9 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pause-s", type=float, default=8.0, help="idle time between launches, as between demo clicks")
     args = p.parse_args(argv)
     cluster.connect(None)
-    runner().warm_up()
-    while runner().warming:
-        time.sleep(0.2)
+    runner().warm_up(wait=True)
     import ray
 
     gpu = bool(ray.cluster_resources().get("GPU"))
@@ -45,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         launches.append({"first_result_s": run.summary["first_result_s"], "startup": run.summary["startup"]})
         print(json.dumps(launches[-1]), flush=True)
     firsts = [x["first_result_s"] for x in launches if x["first_result_s"] is not None]
-    print(json.dumps({"warm_workers": runner().warm_workers, "median_first_result_s": statistics.median(firsts)}))
+    gpu_name, env = environment(gpu)
+    command = "python -m bench.startup_check " + " ".join(sys.argv[1:] if argv is None else argv)
+    median = statistics.median(firsts)
+    print(json.dumps({"gpu": gpu_name, **env, "command": command, "warm_workers": runner().warm_workers,
+                      "median_first_result_s": median}))  # fmt: skip
     return 0
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
 
 GRID = [  # (actors, GPUs per actor, concurrent batches per actor, block MB)
@@ -42,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
     cluster.connect(None)
-    runner().warm_up()
-    while runner().warming:
-        time.sleep(0.2)
+    runner().warm_up(wait=True)
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
     rows = []
     for actors, share, calls, block in GRID:
@@ -64,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-tune-actor.json")
     with open(path, "w") as f:
-        json.dump({"command": command, "settings": vars(args), "cells": rows}, f, indent=1)
+        gpu, env = environment(bool(gpus))
+        json.dump({"gpu": gpu, **env, "command": command, "settings": vars(args), "cells": rows}, f, indent=1)
     print("| actors | GPU/actor | calls/actor | block MB | steady img/s | GPU util % | first result s |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

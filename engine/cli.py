@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import shlex
+import sqlite3
 import sys
 
 from engine.config import ConfigError, RunConfig, pipeline_defaults
@@ -179,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "engine", *argv])
     if args.command == "history":
-        return _history(args)
+        try:
+            return _history(args)
+        except (OSError, ValueError, KeyError, sqlite3.Error) as exc:  # missing file, bad export, unusable db
+            print(f"error: history: {exc}".splitlines()[0], file=sys.stderr)
+            return EXIT_USAGE
     try:
         if args.command == "run":
             config = _config(args, pipeline=args.pipeline, output=args.output)

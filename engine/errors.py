@@ -20,10 +20,8 @@ def root_cause(exc: BaseException) -> BaseException:
 def one_line(exc: BaseException, config=None) -> str:
     """`Type: first line of message`, with advice for the failures users can fix."""
     root = root_cause(exc)
-    text = " ".join(f"{type(root).__name__}: {root}".split())
-    lines = [line for line in str(root).splitlines() if line.strip()]
-    if lines:
-        text = f"{type(root).__name__}: {lines[0].strip()}"
+    lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+    text = f"{type(root).__name__}: {lines[0]}" if lines else type(root).__name__
     if "out of memory" in str(root).lower() and "cuda" in str(root).lower():
         batch = f" at batch size {config.batch_size}" if config is not None else ""
         text = f"GPU out of memory{batch}: try a smaller batch size or fewer GPUs per actor"

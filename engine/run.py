@@ -50,6 +50,7 @@ class Run:
         self.summary: dict[str, Any] | None = None
         self.predictions: list[dict] = []
         self.sampler: MetricsSampler | None = None
+        self.dataset = None  # the Ray Dataset once planned: its stats and plan go in the summary
         self.marks: dict[str, float] = {}
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -205,10 +206,13 @@ class Runner:
         self._queue.put(lambda: self._execute(run))
         return run
 
-    def warm_up(self) -> None:
-        """Start warming workers in the background; a run launched meanwhile does not wait for it."""
+    def warm_up(self, wait: bool = False) -> None:
+        """Warm workers in the background (a run launched meanwhile does not wait); `wait` blocks until done."""
         self.warming = True
-        threading.Thread(target=self._rewarm, name="warm-up", daemon=True).start()
+        thread = threading.Thread(target=self._rewarm, name="warm-up", daemon=True)
+        thread.start()
+        if wait:
+            thread.join()
 
     def active(self) -> Run | None:
         """The run using the cluster now, else the next queued one."""

@@ -111,6 +111,14 @@ class RunStore:
         return {"id": run_id, "config": json.loads(config), "summary": json.loads(summary) if summary else None,
                 "timeseries": json.loads(timeseries), "status": status, "error": error}  # fmt: skip
 
+    def configs(self, run_ids: list[str]) -> dict[str, dict]:
+        """The configs of these runs, in one query (without their time series)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, config FROM runs WHERE id IN ({', '.join('?' * len(run_ids))})", run_ids
+            ).fetchall()
+        return {run_id: json.loads(config) for run_id, config in rows}
+
     def mark_interrupted(self) -> int:
         """Runs left live by a process that is gone become `interrupted`; returns how many."""
         with self._lock:

@@ -73,7 +73,7 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
     rows = workers.get("rows", points[-1]["rows"] if points else 0)
     first = workers.get("first_result")
     first_result_s = round(first - launched, 3) if first else None
-    plan, stats = _plan_and_stats(getattr(run, "dataset", None))
+    plan, stats = _plan_and_stats(run.dataset)
     loads = [
         {
             "worker": load["worker"],

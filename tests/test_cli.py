@@ -137,3 +137,13 @@ def test_history_lists_recorded_runs_newest_first_and_exports(tmp_path):
     assert runs[0]["error"] == "boom"
     assert cli("history", "--db", str(tmp_path / "other.sqlite"), "--import", str(export)).returncode == 0
     assert len(RunStore(str(tmp_path / "other.sqlite")).history()) == 2
+
+
+def test_history_refuses_a_bad_import_in_one_line(tmp_path):
+    db = str(tmp_path / "runs.sqlite")
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    for path in (str(bad), str(tmp_path / "missing.json")):
+        result = cli("history", "--db", db, "--import", path)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: history:")

@@ -14,7 +14,8 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
 
 def with_settings(frame: pd.DataFrame, store) -> pd.DataFrame:
     """Add each run's main settings, read from its stored config."""
-    configs = [(store.get(run_id) or {}).get("config") or {} for run_id in frame["id"]]
+    by_id = store.configs(list(frame["id"]))
+    configs = [by_id.get(run_id, {}) for run_id in frame["id"]]
     for key, column in (("batch_size", "batch"), ("concurrency", "concurrency"), ("num_gpus", "GPUs/actor"),
                         ("block_size_mb", "block MB"), ("precision", "precision"), ("data", "data")):  # fmt: skip
         frame.insert(len(frame.columns) - 1, column, [c.get(key) for c in configs])
