@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 PIPELINES = ("naive", "actor")
+STAGES = ("single", "cpu_preprocess", "ensemble")  # inference only; + a CPU decode/resize stage; + a second model
+BAD_FILE_POLICIES = ("skip", "fail")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BUILTIN_DATA = ("synthetic", "jpeg")
 URI_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://", "http://", "https://", "local://")
@@ -26,6 +28,8 @@ LIMITS = {
     "num_gpus": (0.0, 8.0),
     "object_store_limit_mb": (64, 10_000_000),
     "calls_per_actor": (1, 8),
+    "preprocess_cpus": (0.05, 16.0),
+    "preprocess_concurrency": (1, 256),
 }
 
 
@@ -66,6 +70,12 @@ class RunConfig:
     output: str | None = None
     weights_file: str | None = None
     calls_per_actor: int | None = None  # batches an actor works on at once; None = 2 on a GPU, else 1
+    stages: str = "single"
+    preprocess_cpus: float = 1.0  # CPUs per task of the cpu_preprocess stage
+    preprocess_concurrency: int = 2  # tasks of the cpu_preprocess stage at once
+    second_model: str | None = None  # the ensemble's second classifier
+    materialize: bool = False  # run every stage to the end before the next (to compare with streaming)
+    on_bad_file: str = "skip"  # a corrupt or non-image file: skip it (counted and named) or fail the run
 
     def validate(self) -> RunConfig:
         """Return self if every field is allowed; raise `ConfigError` otherwise."""
@@ -75,6 +85,17 @@ class RunConfig:
             _fail("model", f"must be one of {', '.join(MODELS)}", self.model)
         if self.pipeline not in PIPELINES:
             _fail("pipeline", f"must be one of {', '.join(PIPELINES)}", self.pipeline)
+        if self.stages not in STAGES:
+            _fail("stages", f"must be one of {', '.join(STAGES)}", self.stages)
+        if self.on_bad_file not in BAD_FILE_POLICIES:
+            _fail("on_bad_file", f"must be one of {', '.join(BAD_FILE_POLICIES)}", self.on_bad_file)
+        if self.stages == "ensemble":
+            if self.pipeline != "actor":
+                _fail("stages", "ensemble needs the actor pipeline", self.pipeline)
+            if self.second_model not in MODELS:
+                _fail("second_model", f"must be one of {', '.join(MODELS)} for an ensemble", self.second_model)
+        _check_number("preprocess_cpus", self.preprocess_cpus)
+        _check_int("preprocess_concurrency", self.preprocess_concurrency)
         if self.precision not in PRECISIONS:
             _fail("precision", f"must be one of {', '.join(PRECISIONS)}", self.precision)
         for name in ("images", "image_size", "batch_size", "concurrency", "block_size_mb"):
@@ -101,6 +122,11 @@ class RunConfig:
         if self.calls_per_actor is not None:
             return self.calls_per_actor
         return 2 if self.num_gpus > 0 else 1
+
+    @property
+    def model_stages(self) -> int:
+        """Actor pools that hold a model: two for an ensemble, else one."""
+        return 2 if self.stages == "ensemble" else 1
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed (not validated)."""

@@ -107,7 +107,7 @@ class Run:
             self.status, self.phase = "starting", "connecting to Ray"
             self.persist()
             cluster.connect(self.config.address)
-            cluster.check_resources(self.config.num_gpus, self.config.concurrency)
+            cluster.check_resources(self.config.num_gpus, self.config.concurrency * self.config.model_stages)
             executor_hook.install()
             reporter = get_reporter()
             import ray
