@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from engine.errors import redact
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +26,12 @@ _connected: dict[str, str | None] = {}
 # signal), and Streamlit runs each script pass on a short-lived thread. So Ray is
 # always started from this one thread, which lives as long as the process.
 _owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
+# A cluster whose GCS stops answering this long is gone: the run fails and the connection is dropped.
+# Ray itself would wait 60 s and then end the whole process (the app with it), so the driver's own
+# limit is raised well past ours: the app notices first and carries on.
+LOST_AFTER_S = 10.0
+NODE_GRACE_S = 30.0  # after a node leaves, how long Ray may take to move its work before the run fails
+DRIVER_RECONNECT_TIMEOUT_S = "300"
 
 
 class ClusterError(RuntimeError):
@@ -35,6 +46,7 @@ class NodeInfo:
     gpus: float
     object_store_bytes: float
     alive: bool
+    heap_bytes: float = 0.0  # Ray's "memory" resource: what tasks and actors may use beside the object store
 
 
 def connect(address: str | None = None) -> str:
@@ -55,6 +67,11 @@ def _connect(address: str | None) -> str:
             return _label(wanted)
         if ray.is_initialized():
             ray.shutdown()
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", DRIVER_RECONNECT_TIMEOUT_S)
+        ray._raylet.Config.initialize("")  # re-read the environment, as Ray does when it turns token auth on
+        from ray._private import auto_init_hook
+
+        auto_init_hook.enable_auto_connect = False  # a Ray call after a lost cluster must fail, not join another
         # Local workers are forked from our raylet: let them import `engine`.
         paths = [PROJECT_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -74,7 +91,8 @@ def _connect(address: str | None) -> str:
                     kwargs["object_store_memory"] = int(store) * 2**20
                 ray.init(address="local", **kwargs)
         except Exception as exc:
-            raise ClusterError(f"could not {'join Ray at ' + wanted if wanted else 'start local Ray'}: {exc}") from exc
+            where = "join Ray at " + wanted if wanted else "start local Ray"
+            raise ClusterError(redact(f"could not {where}: {exc}")) from exc
         _connected["address"] = wanted
         from engine.reporter import forget_reporter
 
@@ -83,11 +101,78 @@ def _connect(address: str | None) -> str:
 
 
 def _label(address: str | None) -> str:
-    return f"Ray cluster at {address}" if address else "local embedded Ray"
+    return f"Ray cluster at {redact(address)}" if address else "local embedded Ray"
 
 
 def connected_address() -> str | None:
     return _connected.get("address")
+
+
+def disconnect(timeout: float = 30.0) -> None:
+    """Drop the connection to a cluster that went away, so the next run starts or joins Ray afresh."""
+    try:
+        _owner.submit(_disconnect).result(timeout)
+    except Exception as exc:  # a shutdown that hangs on a dead cluster must not hang the run too
+        log.warning("could not disconnect from Ray cleanly: %s", exc)
+
+
+def _disconnect() -> None:
+    import ray
+
+    from engine.reporter import forget_reporter
+
+    with _lock:
+        _connected.clear()
+        forget_reporter()
+        ray.shutdown()
+
+
+def watch(done: threading.Event, rows: Callable[[], int], on_lost: Callable[[str, bool], None]) -> None:
+    """Until `done`, watch the cluster a run uses; call `on_lost(reason, gone)` once if it cannot go on.
+
+    Nothing in Ray tells a driver in time: its calls just wait. `gone` (the GCS stopped accepting
+    connections for LOST_AFTER_S): the cluster is lost. Not gone: a node the run started with left
+    and, for NODE_GRACE_S since, no image was done (Ray could not reschedule the work on the rest).
+    """
+    import ray
+
+    host, port = ray.get_runtime_context().gcs_address.rsplit(":", 1)
+    label = _label(_connected.get("address"))
+    started_with = {n.node_id: n for n in nodes() if n.alive}
+    fired = threading.Lock()
+
+    def lose(reason: str, gone: bool) -> None:
+        if fired.acquire(blocking=False):
+            on_lost(reason, gone)
+
+    def probe_gcs() -> None:
+        answered = time.time()
+        while not done.wait(1.0):
+            try:
+                socket.create_connection((host, int(port)), timeout=1.0).close()
+                answered = time.time()
+            except OSError:
+                if time.time() - answered >= LOST_AFTER_S:
+                    return lose(f"{label} went away mid-run: its GCS did not answer for {LOST_AFTER_S:g} s", True)
+
+    def check_nodes() -> None:
+        last_rows, moved = rows(), time.time()
+        while not done.wait(2.0):
+            if rows() != last_rows:
+                last_rows, moved = rows(), time.time()
+            try:
+                alive = {n.node_id for n in nodes() if n.alive}
+            except Exception:  # the GCS itself is going: probe_gcs reports that
+                continue
+            left = [started_with[n] for n in started_with if n not in alive]
+            if left and time.time() - moved >= NODE_GRACE_S:
+                names = ", ".join(node_label(n.address, n.node_id) for n in left)
+                return lose(
+                    f"node {names} left the cluster mid-run and the rest did no work for {NODE_GRACE_S:g} s", False
+                )
+
+    threading.Thread(target=probe_gcs, name="gcs-watch", daemon=True).start()
+    threading.Thread(target=check_nodes, name="node-watch", daemon=True).start()
 
 
 def node_label(address: str, node_id: str) -> str:
@@ -109,6 +194,7 @@ def nodes() -> list[NodeInfo]:
                 gpus=res.get("GPU", 0.0),
                 object_store_bytes=res.get("object_store_memory", 0.0),
                 alive=bool(node["Alive"]),
+                heap_bytes=res.get("memory", 0.0),
             )
         )
     return found

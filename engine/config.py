@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from engine.errors import redact
+
 PIPELINES = ("naive", "actor")
 STAGES = ("single", "cpu_preprocess", "ensemble")  # inference only; + a CPU decode/resize stage; + a second model
 BAD_FILE_POLICIES = ("skip", "fail")
@@ -133,7 +135,10 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, as stored and shown: credentials in the address are masked."""
+        values = dataclasses.asdict(self)
+        values["address"] = self.address and redact(self.address)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
@@ -169,8 +174,13 @@ def _check_data_path(data: str) -> None:
         _fail("data", "must be 'synthetic', 'jpeg', or a folder or URI of images", data)
     if data.startswith(URI_SCHEMES):
         return
-    if not os.path.exists(os.path.expanduser(data)):
-        _fail("data", "must be 'synthetic', 'jpeg', or an existing folder or URI of images", data)
+    if "\0" in data:
+        _fail("data", "must not contain a NUL character", data)
+    path = os.path.realpath(os.path.expanduser(data))  # what would be read: from the app's folder, links followed
+    if not os.path.exists(path):
+        _fail("data", f"must be 'synthetic', 'jpeg', or an existing folder or URI of images: {path}", data)
+    if not os.path.isdir(path):
+        _fail("data", f"must be a folder of images, not a file: {path}", data)
 
 
 def _check_output(output: str) -> None:

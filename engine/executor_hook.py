@@ -49,3 +49,16 @@ def shutdown_current() -> bool:
         return False
     executor.shutdown(force=True)
     return True
+
+
+def abort_current(error: Exception) -> bool:
+    """End the running execution at once with `error`: its consumer raises it instead of waiting for output.
+
+    For a cluster that went away, where Ray Data's own shutdown would wait on calls that never return.
+    """
+    with _lock:
+        executor = _current.pop("executor", None)
+    if executor is None:
+        return False
+    executor._output_node[1].mark_finished(error)
+    return True

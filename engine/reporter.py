@@ -14,8 +14,9 @@ import threading
 import time
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-REPORTER_NAME = "batch_playground_reporter"
+SKIPPED_NAMES = 20  # the summary names at most this many skipped files (and counts them all)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -33,6 +34,7 @@ class Reporter:
         self.first_result: float | None = None
         self.stop = False
         self.nodes: dict[str, dict] = {}
+        self.skipped: list[str] = []
 
     def _node(self, worker: str) -> dict:
         node = worker.split(":", 1)[0]
@@ -59,6 +61,11 @@ class Reporter:
             self.first_result = end if self.first_result is None else min(self.first_result, end)
         return self.stop
 
+    def files_skipped(self, run_id: str, paths: list[str]) -> bool:
+        if run_id == self.run_id:
+            self.skipped += paths
+        return self.stop
+
     def request_stop(self, run_id: str) -> None:
         if run_id == self.run_id:
             self.stop = True
@@ -74,6 +81,8 @@ class Reporter:
             "first_result": self.first_result,
             "loads": list(self.loads) if with_loads else None,
             "nodes": {node: dict(figures) for node, figures in self.nodes.items()},
+            "skipped_files": len(self.skipped),
+            "skipped_names": self.skipped[:SKIPPED_NAMES] if with_loads else None,
         }
 
 
@@ -84,10 +93,15 @@ def get_reporter():
     """The session's reporter actor, created on first use and reused by later runs.
 
     The driver keeps a handle for as long as it lives: a named actor whose last
-    handle goes away is destroyed, and re-creating it costs a worker start.
+    handle goes away is destroyed, and re-creating it costs a worker start. It
+    lives on the driver's own node: on another node, losing that node would
+    restart it empty and every count of the run so far would be lost with it.
     """
     if "reporter" not in _handle:
-        _handle["reporter"] = Reporter.options(name=REPORTER_NAME, get_if_exists=True, lifetime=None).remote()
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        # Unnamed: looked up by name, a reporter whose last handle was just dropped (a reconnect) could be
+        # handed back while Ray destroys it, and the next run would fail on a dead actor.
+        _handle["reporter"] = Reporter.options(lifetime=None, scheduling_strategy=here).remote()
     return _handle["reporter"]
 
 

@@ -7,16 +7,19 @@ pipeline, the caller gets a status and a one-line error, never an exception.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
+import sqlite3
 import threading
 import time
+import traceback
 import uuid
 from typing import Any
 
 from engine import cluster, executor_hook
 from engine.config import RunConfig
-from engine.errors import one_line
+from engine.errors import one_line, redact
 from engine.models import weights_kind
 from engine.reporter import get_reporter
 from engine.samplers import MetricsSampler
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
 DONE = ("finished", "failed", "stopped")
 SAMPLE_ROWS = 8
-WARM_WORKERS = 8  # at most this many idle torch-ready workers (and no more than CPUs) between runs
+WARM_WORKERS = 8  # fresh torch-ready workers kept idle per node between runs (and no more than CPUs)
 
 
 class RunStopped(Exception):
@@ -51,9 +54,12 @@ class Run:
         self.predictions: list[dict] = []
         self.sampler: MetricsSampler | None = None
         self.dataset = None  # the Ray Dataset once planned: its stats and plan go in the summary
+        self.materialized = None  # with config.materialize: the executed copy of `dataset`, holding its stats
         self.marks: dict[str, float] = {}
         self._stop = threading.Event()
         self._done = threading.Event()
+        self._unwatch = threading.Event()  # set when the run ends: stop checking that the cluster is there
+        self._lost: str | None = None  # why the cluster went away, if it did
         self.persist = lambda: None  # set by the runner: writes the run to the store
         self._persisted_at = 0.0
 
@@ -86,6 +92,7 @@ class Run:
 
     # --- what the runner does ---------------------------------------------
     def _finish(self, status: str, error: str | None = None) -> None:
+        self._unwatch.set()
         self.status, self.error = status, error
         self.phase = status
         self.persist()
@@ -107,27 +114,38 @@ class Run:
             self.status, self.phase = "starting", "connecting to Ray"
             self.persist()
             cluster.connect(self.config.address)
+            cluster.watch(self._unwatch, lambda: (self.timeseries() or [{"rows": 0}])[-1]["rows"], self._lose_cluster)
             cluster.check_resources(self.config.num_gpus, self.config.concurrency * self.config.model_stages)
             executor_hook.install()
             reporter = get_reporter()
             import ray
 
-            ray.get(reporter.reset.remote(self.id))
+            ray.get(reporter.reset.remote(self.id), timeout=60)
             self.marks["connected"] = time.time()
             self.sampler = MetricsSampler(
                 self.launched_at,
-                lambda: ray.get(reporter.snapshot.remote()),
+                lambda: ray.get(reporter.snapshot.remote(), timeout=10),
                 on_sample=lambda: self._persist_every(2.0),
             ).start()
             self._consume(reporter)
+            if not self._stop.is_set():
+                _check_some_images_read(self.config, ray.get(reporter.snapshot.remote(with_loads=True)))
             status = "stopped" if self._stop.is_set() else "finished"
             self._wrap_up(reporter, status, None)
         except BaseException as exc:  # noqa: BLE001 - a run must never take its caller down
             if self._stop.is_set():
                 self._wrap_up(reporter, "stopped", None)
             else:
-                log.warning("run %s failed", self.id, exc_info=True)
-                self._wrap_up(reporter, "failed", one_line(exc, self.config))
+                # the traceback as text: a log record holding the live exception would keep the pool's actors
+                log.warning("run %s failed\n%s", self.id, redact(traceback.format_exc()))
+                self._wrap_up(reporter, "failed", self._lost or one_line(exc, self.config))
+
+    def _lose_cluster(self, reason: str, gone: bool) -> None:
+        """The run cannot go on: fail it with `reason`; drop a cluster that is `gone` before Ray ends the process."""
+        self._lost = reason
+        if gone:
+            cluster.disconnect()
+        executor_hook.abort_current(cluster.ClusterError(reason))
 
     def _consume(self, reporter) -> None:
         from engine.pipeline import build
@@ -139,13 +157,19 @@ class Run:
 
         ds = build(self.config, reporter, self.id, jpeg_progress)
         self.dataset = ds
+        if self._stop.is_set():  # Stop came before there was a pipeline to shut down
+            raise RunStopped()
         self.status, self.phase = "running", "running"
         self.persist()
+        if self.config.materialize:
+            self.phase = "materializing: every stage runs to its end before any result is read"
+            ds = self.materialized = ds.materialize()
         if self.config.output:
             ds.write_parquet(self.config.output)
             self.predictions = _read_sample(self.config.output)
             return
         for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+            self.marks.setdefault("first_read", time.time())  # the first result this process received
             if len(self.predictions) < SAMPLE_ROWS:
                 self.predictions += batch.head(SAMPLE_ROWS - len(self.predictions)).to_dict("records")
             if self._stop.is_set():
@@ -174,6 +198,24 @@ class Run:
         self._finish(status, error)
 
 
+def _check_some_images_read(config: RunConfig, reported: dict) -> None:
+    """A folder where every file was skipped is a failed run, not an empty success."""
+    if reported["rows"] == 0 and reported["skipped_files"]:
+        example = (reported.get("skipped_names") or ["?"])[0]
+        raise ValueError(
+            f"no readable images in {config.data}: {reported['skipped_files']} file(s) skipped, e.g. {example}"
+        )
+
+
+def _open_store() -> RunStore:
+    """The run store; where it cannot be opened (a full or read-only disk), one in memory: runs go on, unrecorded."""
+    try:
+        return RunStore()
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("runs are not being recorded: the run store cannot be opened: %s", exc)
+        return RunStore(":memory:")
+
+
 def _read_sample(folder: str) -> list[dict]:
     import pyarrow.dataset as pads
 
@@ -185,7 +227,7 @@ class Runner:
     """Runs queued runs one after another on a single background thread."""
 
     def __init__(self, store: RunStore | None = None) -> None:
-        self.store = store or RunStore()
+        self.store = store or _open_store()
         lost = self.store.mark_interrupted()
         if lost:
             log.warning("%d run(s) from an earlier process marked interrupted", lost)
@@ -193,6 +235,7 @@ class Runner:
         self._lock = threading.Lock()
         self.runs: list[Run] = []
         self.warm_workers = 0
+        self.warm_per_node = 0
         self.warming = False
         self._thread = threading.Thread(target=self._loop, name="run-worker", daemon=True)
         self._thread.start()
@@ -221,6 +264,11 @@ class Runner:
             waiting = [r for r in self.runs if r.status == "queued"]
         return (going or waiting or [None])[0]
 
+    def queued(self) -> list[Run]:
+        """Runs waiting for the cluster, oldest first."""
+        with self._lock:
+            return [r for r in self.runs if r.status == "queued"]
+
     def latest(self) -> Run | None:
         with self._lock:
             return self.runs[-1] if self.runs else None
@@ -242,8 +290,13 @@ class Runner:
 
     def _execute(self, run: Run) -> None:
         run.execute()
-        if self.warm_workers and self._queue.empty():
-            keep_warm(self.warm_workers, wait=False)  # refill the pool the run used up, without waiting
+        # A failed pipeline's exception keeps its pool actors in a reference cycle: they (and the GPU
+        # memory they hold) would stay until Python's next cycle collection, which an idle app may never run.
+        gc.collect()
+        used = (run.summary or {}).get("workers") or 0
+        if self.warm_workers and used:
+            # replace the fresh workers the run's actors took (about one per worker that reported), without waiting
+            keep_warm(min(used, self.warm_per_node), wait=False)
 
     def _rewarm(self) -> None:
         """Fill Ray's pool with idle torch-ready workers for the next Launch."""
@@ -251,7 +304,8 @@ class Runner:
 
         if ray.is_initialized():
             cpus = int(ray.cluster_resources().get("CPU", 1))
-            self.warm_workers = keep_warm(min(WARM_WORKERS, cpus))
+            self.warm_per_node = min(WARM_WORKERS, cpus)
+            self.warm_workers = keep_warm(self.warm_per_node)
         self.warming = False
 
 

@@ -49,7 +49,8 @@ def _peak(points: list[dict], key: str):
     return max(values) if values else None
 
 
-def _plan_and_stats(dataset) -> tuple[str | None, str | None]:
+def _plan_and_stats(dataset, executed=None) -> tuple[str | None, str | None]:
+    """The lazy dataset's plan; the stats of whichever dataset executed (a materialized copy holds its own)."""
     if dataset is None:
         return None, None
     plan = stats = None
@@ -60,7 +61,7 @@ def _plan_and_stats(dataset) -> tuple[str | None, str | None]:
     except Exception as exc:
         log.debug("no plan: %s", exc)
     try:
-        stats = dataset.stats()
+        stats = (dataset if executed is None else executed).stats()
     except Exception as exc:
         log.debug("no stats: %s", exc)
     return plan, stats
@@ -73,7 +74,7 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
     rows = workers.get("rows", points[-1]["rows"] if points else 0)
     first = workers.get("first_result")
     first_result_s = round(first - launched, 3) if first else None
-    plan, stats = _plan_and_stats(run.dataset)
+    plan, stats = _plan_and_stats(run.dataset, run.materialized)
     loads = [
         {
             "worker": load["worker"],
@@ -103,6 +104,8 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "model_load_seconds": round(sum(x["end_s"] - x["start_s"] for x in loads), 3),
         "loads": loads,
         "workers": workers.get("workers", 0),
+        "skipped_files": workers.get("skipped_files", 0),
+        "skipped_names": workers.get("skipped_names") or [],
         "nodes": _nodes(workers.get("nodes") or {}, points),
         "peak_gpu_util_pct": _peak(points, "gpu_util_pct"),
         "peak_gpu_mem_used_bytes": _peak(points, "gpu_mem_used_bytes"),

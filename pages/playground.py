@@ -66,6 +66,9 @@ def live_panel() -> None:
         st.info("Set the controls and press **Launch**. The first run also starts Ray's workers.")
         return
     panels.status_line(run)
+    waiting = [r.id for r in runner.queued() if r is not run]
+    if waiting:  # launched from this or another browser: each waits its turn, in order
+        st.warning(f"Queued: {len(waiting)} more run(s) wait for this one ({', '.join(waiting)}).")
     panels.kpis(run)
     if not run.done:
         panels.live_charts(run.timeseries(), panels.gpu_note(), ceiling_for(run))

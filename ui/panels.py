@@ -113,6 +113,9 @@ def finished(run, ceiling: dict | None = None) -> None:
         f"{summary.get('weights', '?')} weights · {summary.get('rows', 0):,} images in "
         f"{summary.get('seconds', 0):.1f} s · data: {summary.get('data')}"
     )
+    if summary.get("skipped_files"):
+        names = ", ".join(n.rsplit("/", 1)[-1] for n in summary.get("skipped_names") or [])
+        st.warning(f"Skipped {summary['skipped_files']} file(s) that are not readable images: {names}")
     if summary.get("startup") or summary.get("loads"):
         st.plotly_chart(
             charts.startup_timeline(summary.get("startup"), summary.get("loads") or []), key="chart_startup"

@@ -54,3 +54,15 @@ def connect_or_explain() -> dict | None:
 def comparisons() -> list[dict]:
     """Naive-vs-actor pairs launched from the Compare page, shared by every browser."""
     return []
+
+
+@st.cache_resource(show_spinner=False)
+def verifications() -> dict[str, dict]:
+    """What the Advisor predicted for each Verify run, by run id, shared by every browser."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False)
+def sweeps() -> list:
+    """Sweeps launched from the Sweep page, newest last, shared by every browser."""
+    return []

@@ -1,0 +1,55 @@
+"""The app's side of test_faults' lost-cluster test, in a process of its own (it drops its Ray connection).
+
+`python -m tests.lost_cluster DB` starts a 2-node Ray on loopback (Ray's own test cluster, owned by
+this process: a test process that made one would keep talking to its dead GCS), then runs through one
+Runner as the app does: a run during which the worker node is killed, one during which the head (with
+the GCS) is killed, and one on a fresh local Ray. Kills are SIGKILLs of every process of the node, as
+when a machine vanishes. Prints one JSON line per run.
+"""
+
+import json
+import sys
+import time
+
+from ray.cluster_utils import Cluster
+
+from engine import RunConfig
+from engine.run import Runner
+from engine.store import RunStore
+
+LONG = RunConfig(images=20000, image_size=32, batch_size=8, block_size_mb=1)
+
+
+def main(db: str) -> None:
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "object_store_memory": 150 * 2**20, "include_dashboard": False},
+    )
+    worker = cluster.add_node(num_cpus=2, object_store_memory=150 * 2**20)
+    cluster.wait_for_nodes()
+    runner = Runner(RunStore(db))
+    steps = [
+        (LONG.replace(address=cluster.address, concurrency=2), worker),  # 2 actors: the head alone cannot feed them
+        (LONG.replace(address=cluster.address), cluster.head_node),
+        (LONG.replace(images=24), None),  # local Ray
+    ]
+    try:
+        for config, victim in steps:
+            run = runner.submit(config)
+            deadline = time.time() + 180
+            while victim and not (run.timeseries() and run.timeseries()[-1]["rows"]) and time.time() < deadline:
+                time.sleep(0.2)
+            flowing = run.status == "running"
+            if victim:
+                victim.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+            ended = run.wait(240)
+            recorded = [runner.store.get(run.id)[k] for k in ("status", "error")]
+            print(json.dumps({"flowing": flowing, "ended": ended, "status": run.status, "error": run.error,
+                              "recorded": recorded}), flush=True)  # fmt: skip
+    finally:
+        for node in (worker, cluster.head_node):
+            node.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

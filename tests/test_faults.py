@@ -1,0 +1,179 @@
+"""Faults injected for real, each ending in one line: a lost node or cluster, a full or read-only disk,
+GPU out of memory, a run failing inside its actors, Stop before the pipeline starts and while models load."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import ray
+
+from engine import RunConfig, nvml, start
+from tests.conftest import finish
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_losing_a_node_then_the_whole_cluster_fails_runs_in_one_line_and_the_next_run_works(tmp_path):
+    driver = subprocess.run(
+        [sys.executable, "-m", "tests.lost_cluster", str(tmp_path / "runs.sqlite")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PLAYGROUND_OBJECT_STORE_MB": "300"},
+    )  # fmt: skip
+    assert driver.returncode == 0, driver.stderr[-3000:]  # the app's process outlived its cluster
+    outcomes = [json.loads(line) for line in driver.stdout.splitlines() if line.startswith("{")]
+    print(outcomes)
+    node_left, cluster_gone, fresh = outcomes
+    assert node_left["flowing"] and cluster_gone["flowing"]  # the faults came mid-run
+    assert node_left["ended"] and node_left["status"] == "failed" and "left the cluster mid-run" in node_left["error"]
+    assert cluster_gone["ended"] and cluster_gone["status"] == "failed" and "went away mid-run" in cluster_gone["error"]
+    for lost in (node_left, cluster_gone):
+        assert "\n" not in lost["error"] and lost["recorded"] == ["failed", lost["error"]]  # the store has it too
+    assert fresh["status"] == "finished" and fresh["recorded"] == ["finished", None]
+
+
+def test_cuda_out_of_memory_raised_in_ray_becomes_the_batch_size_advice(ray_local):
+    import torch
+
+    from engine.errors import one_line
+
+    message = "CUDA out of memory. Tried to allocate 48.00 GiB. GPU 0 has a total capacity of 79.19 GiB"
+
+    @ray.remote
+    def forward():
+        raise torch.cuda.OutOfMemoryError(message)
+
+    def predictor(batch):
+        raise torch.cuda.OutOfMemoryError(message)
+
+    raised = []
+    for action in (lambda: ray.get(forward.remote()), lambda: ray.data.range(4).map_batches(predictor).take_all()):
+        with pytest.raises(Exception) as wrapped:  # Ray's wrapper around the worker's exception
+            action()
+        raised.append(wrapped.value)
+    assert isinstance(raised[0], ray.exceptions.RayTaskError)
+    for exc in raised:
+        advice = one_line(exc, RunConfig(batch_size=4096))
+        assert advice == "GPU out of memory at batch size 4096: try a smaller batch size or fewer GPUs per actor"
+
+
+def pool_actors_end() -> None:
+    """A run's pool actors (and the GPU memory they hold) end with it, within a bounded wait."""
+    from engine.cluster import live_pool_actors
+
+    deadline = time.time() + 20
+    while live_pool_actors() and time.time() < deadline:
+        time.sleep(0.2)
+    assert live_pool_actors() == 0
+
+
+def stopped_in_bounded_time(run) -> dict:
+    assert run.wait(60), f"run still {run.status} a minute after Stop"
+    pool_actors_end()
+    return run.summary
+
+
+def test_stop_before_the_pipeline_starts_ends_the_run_and_the_next_one_goes(ray_local, tiny):
+    run = start(tiny.replace(images=2000))
+    while run.status == "queued":
+        time.sleep(0.001)
+    assert run.status == "starting"
+    run.stop()  # connecting or planning: no pipeline to shut down yet
+    summary = stopped_in_bounded_time(run)
+    assert run.status == "stopped" and summary["rows"] == 0 and summary["model_loads"] == 0
+    assert finish(start(tiny))["status"] == "finished"
+
+
+def test_stop_while_the_model_loads_ends_the_run_before_any_batch(ray_local, tiny, tmp_path):
+    import torch
+
+    from engine.models import build_model
+    from engine.reporter import get_reporter
+
+    weights = tmp_path / "vit.pth"  # a big model from a file: loading takes a while, as in real use
+    torch.save(build_model("vit_b_16")[0].state_dict(), weights)
+    run = start(tiny.replace(model="vit_b_16", image_size=224, images=64, weights_file=str(weights)))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        seen = ray.get(get_reporter().snapshot.remote())
+        if seen["workers"] and not seen["model_loads"] and run.status == "running":
+            break  # a worker is building the model: no batch can have run
+        time.sleep(0.01)
+    else:
+        pytest.fail("never saw a worker loading its model")
+    run.stop()
+    summary = stopped_in_bounded_time(run)
+    assert run.status == "stopped" and summary["rows"] == 0 and not summary["error"]
+    assert finish(start(tiny))["status"] == "finished"
+
+
+def in_namespace(script: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `script` as root of its own user and mount namespace, where it may mount a tmpfs of its own:
+    a real full or read-only disk, unseen by the rest of the machine. Skips where that is not allowed."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+        pytest.skip("needs unprivileged user namespaces (unshare -rm) to mount a small tmpfs")
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PY": sys.executable, "PLAYGROUND_OBJECT_STORE_MB": "300", **env},
+    )  # fmt: skip
+
+
+def test_an_unwritable_output_folder_is_refused_in_one_line(tmp_path):
+    (tmp_path / "ro").mkdir()
+    script = 'mount -t tmpfs -o ro tmpfs "$RO" && exec "$PY" -m engine run --output "$RO/preds" --images 16'
+    result = in_namespace(script, RO=str(tmp_path / "ro"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: output must be a writable folder") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_in_one_line_and_a_full_store_disk_fails_no_run(tmp_path):
+    (tmp_path / "full").mkdir()
+    script = 'mount -t tmpfs -o size=1m tmpfs "$FULL" && exec "$PY" -m tests.full_disk "$FULL" "$DB"'
+    result = in_namespace(script, FULL=str(tmp_path / "full"), DB=str(tmp_path / "runs.sqlite"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    cases = {case.pop("case"): case for case in map(json.loads, result.stdout.splitlines()) if "case" in case}
+    print(cases)
+    output, store, unopenable = cases["output"], cases["store"], cases["unopenable_store"]
+    assert output["ended"] and output["status"] == "failed"
+    assert output["error"].startswith("No space left on device writing to ") and "\n" not in output["error"]
+    assert output["recorded"] == ["failed", output["error"]]  # the store, on another disk, has the failed run
+    assert store["status"] == unopenable["status"] == "finished"  # the store's disk failing fails no run
+    assert "could not record run" in result.stderr and "runs are not being recorded" in result.stderr
+
+
+def fail_then_run(failing: RunConfig, following: RunConfig, **env: str) -> tuple[dict, dict]:
+    """`failing`, then `following`, through one Runner in a process of its own (tests/failed_run.py)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.failed_run", json.dumps(failing.to_dict()), json.dumps(following.to_dict())],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **env},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    failed, then = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    print(failed, then)
+    return failed, then
+
+
+def test_a_run_failing_in_its_actors_gives_them_back_and_the_next_run_goes(tiny):
+    failed, then = fail_then_run(tiny.replace(model="vit_b_16", image_size=64), tiny)  # ViT takes 224 px only
+    assert failed["status"] == "failed"
+    assert failed["error"] == "AssertionError: Wrong image height! Expected 224 but got 64!"
+    assert failed["actors"] == 0  # they stayed until Python's next cycle collection before the fix
+    assert then["status"] == "finished"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not nvml.read_gpus(), reason="no NVIDIA GPU on this machine")
+def test_an_absurd_batch_runs_out_of_gpu_memory_in_one_line_and_gives_it_back(tiny):
+    # 2048 images of 1024 px in one batch: the first convolution's output alone is 137 GB in fp32.
+    # Ray's default object store: the tests' 300 MB one could not hold the batch on its way to the GPU.
+    absurd = tiny.replace(model="resnet50", image_size=1024, batch_size=2048, images=2048, num_gpus=1)
+    failed, then = fail_then_run(absurd, tiny.replace(num_gpus=1), PLAYGROUND_OBJECT_STORE_MB="")
+    assert failed["status"] == "failed"
+    assert failed["error"] == "GPU out of memory at batch size 2048: try a smaller batch size or fewer GPUs per actor"
+    assert failed["actors"] == 0 and failed["gpu_mem_after"] <= failed["gpu_mem_before"] + 2**30  # given back
+    assert then["status"] == "finished"  # the runner takes the next run, on the same GPU
