@@ -8,8 +8,11 @@ from ui.session import connect_or_explain, shared_runner  # noqa: E402
 
 pages = st.navigation(
     [
-        st.Page("pages/playground.py", title="Playground", icon="⚡", default=True),
-        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+        st.Page("pages/playground.py", title="Playground", icon=":material/bolt:", default=True),
+        st.Page("pages/compare.py", title="Compare", icon=":material/balance:"),
+        st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_on:"),
+        st.Page("pages/advisor.py", title="Advisor", icon=":material/calculate:"),
+        st.Page("pages/anatomy.py", title="Anatomy", icon=":material/account_tree:"),
     ]
 )
 

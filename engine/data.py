@@ -94,34 +94,92 @@ def ensure_jpegs(count: int, size: int, progress: Callable[[int, int], None] | N
     return paths
 
 
-def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None = None):
-    """The Ray Dataset of images for this run (lazy: nothing executes yet)."""
-    import ray
+def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None = None, reporter=None, run_id=""):
+    """The Ray Dataset of images for this run (lazy: nothing executes yet).
 
+    Files are read as bytes and decoded in a map, so a corrupt or non-image
+    file is skipped and reported (or fails the run, naming it) instead of
+    failing deep inside a reader. With `stages="cpu_preprocess"` the decode and
+    resize is its own stage, with its own CPUs and concurrency; synthetic
+    images are then generated at twice the size so that stage has real work.
+    """
+    import ray
+    from ray.data import TaskPoolStrategy
+
+    separate = config.stages == "cpu_preprocess"
+    stage_args = (
+        {"num_cpus": config.preprocess_cpus, "compute": TaskPoolStrategy(size=config.preprocess_concurrency)}
+        if separate
+        else {}
+    )
     if config.data == "synthetic":
         blocks = math.ceil(config.images / rows_per_block(config))
         ds = ray.data.range(config.images, override_num_blocks=blocks)
-        return ds.map_batches(_make_images, fn_kwargs={"size": config.image_size}, batch_size=None)
+        made = config.image_size * (2 if separate else 1)
+        ds = ds.map_batches(_make_images, fn_kwargs={"size": made}, batch_size=None)
+        if separate:
+            ds = ds.map_batches(resize_images, fn_kwargs={"size": config.image_size}, batch_size=None, **stage_args)
+        return ds
     if config.data == "jpeg":
         source = ensure_jpegs(config.images, config.image_size, progress)
     else:
-        source = os.path.expanduser(config.data)
-    ds = ray.data.read_images(
-        source,
-        size=(config.image_size, config.image_size),
-        mode="RGB",
-        include_paths=True,
-        ignore_missing_paths=False,
+        source = os.path.abspath(os.path.expanduser(config.data))
+    ds = ray.data.read_binary_files(source, include_paths=True, ignore_missing_paths=False).limit(config.images)
+    return ds.map_batches(
+        decode_images,
+        fn_kwargs={
+            "size": config.image_size,
+            "skip_bad": config.on_bad_file == "skip",
+            "reporter": reporter,
+            "run_id": run_id,
+        },
+        batch_size=None,
+        **stage_args,
     )
-    return ds.limit(config.images).rename_columns({"path": "key"})
+
+
+def resize_images(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """The CPU pre-processing stage on synthetic images: resize each to the model's input size."""
+    from PIL import Image
+
+    images = [np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR)) for img in batch["image"]]
+    return {"key": batch["key"], "image": np.stack(images)}
+
+
+def decode_images(batch: dict[str, np.ndarray], size: int, skip_bad: bool, reporter, run_id: str) -> dict:
+    """Decode and resize image files; a file that is not a readable image is skipped and named, or fails the run."""
+    import io
+
+    from PIL import Image
+
+    keys, images, bad = [], [], []
+    for path, data in zip(batch["path"], batch["bytes"], strict=True):
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.draft("RGB", (size, size))  # JPEG: decode at reduced scale when it can
+                images.append(np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR)))
+            keys.append(path)
+        except Exception as exc:
+            if not skip_bad:
+                raise ValueError(f"not a readable image: {path} ({type(exc).__name__})") from None
+            bad.append(str(path))
+    if bad and reporter is not None:
+        from engine.reporter import ReportClient
+
+        ReportClient(reporter, run_id).send("files_skipped", bad)
+    empty = np.zeros((0, size, size, 3), dtype=np.uint8)
+    return {"key": np.array(keys, dtype=object), "image": np.stack(images) if images else empty}
 
 
 def load_image(config: RunConfig, key: str) -> np.ndarray:
     """The input image behind a prediction's key, for showing samples."""
-    if config.data == "synthetic":
-        return synthetic_image(int(key), config.image_size)
     from PIL import Image
 
+    if config.data == "synthetic":
+        if config.stages != "cpu_preprocess":
+            return synthetic_image(int(key), config.image_size)
+        large = synthetic_image(int(key), config.image_size * 2)
+        return resize_images({"key": [key], "image": [large]}, config.image_size)["image"][0]
     path = key
     if config.data == "jpeg":
         path = os.path.join(cache_dir(), "jpeg", str(config.image_size), os.path.basename(key))

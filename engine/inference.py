@@ -52,7 +52,7 @@ def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, r
     mean = torch.tensor(MEAN, device=device).view(3, 1, 1)
     std = torch.tensor(STD, device=device).view(3, 1, 1)
     batch_start = now()
-    outputs = []
+    outputs = [torch.zeros(0, 1000, device=device)]  # every file of a batch may have been skipped
     with torch.inference_mode():
         for image in batch["image"]:
             x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255
@@ -63,11 +63,25 @@ def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, r
 
 
 class Predictor:
-    """Loads the model once per actor; each call is one batched forward pass."""
+    """Loads the model once per actor; each call is one batched forward pass.
 
-    def __init__(self, model_name: str, weights_file, precision: str, reporter=None, run_id: str = "") -> None:
+    In a two-model ensemble the first stage runs with `emit_logits`: it passes
+    the images on with its logits, and the second stage averages its own logits
+    with them before labelling. Only the labelling stage counts rows.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        weights_file,
+        precision: str,
+        reporter=None,
+        run_id: str = "",
+        emit_logits: bool = False,
+    ) -> None:
         import torch
 
+        self.emit_logits = emit_logits
         self.client = ReportClient(reporter, run_id) if reporter is not None else None
         start = now()
         self._report("worker_started", start)
@@ -116,7 +130,11 @@ class Predictor:
         start = now()
         with torch.inference_mode(), self._stream():
             images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
-            logits = self.logits(images.to(self.device, non_blocking=True))
-            result = _labels(torch.softmax(logits.float(), dim=1), self.names, batch["key"])
+            logits = self.logits(images.to(self.device, non_blocking=True)).float()
+            if self.emit_logits:
+                return {"key": batch["key"], "image": batch["image"], "logits": logits.cpu().numpy()}
+            if "logits" in batch:
+                logits = (logits + torch.from_numpy(batch["logits"]).to(self.device)) / 2
+            result = _labels(torch.softmax(logits, dim=1), self.names, batch["key"])
         self._report("batch_done", len(batch["key"]), start, now())
         return result

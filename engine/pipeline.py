@@ -10,6 +10,8 @@ from engine.config import RunConfig
 from engine.data import build_dataset
 from engine.inference import Predictor, naive_predict
 
+MIN_CPU_SHARE = 0.1  # the smallest CPU slice one CPU-only actor gets
+
 
 def configure_context(config: RunConfig) -> None:
     """Block size and object-store limit are Ray Data context settings."""
@@ -26,24 +28,31 @@ def configure_context(config: RunConfig) -> None:
     )
 
 
-def cpu_actor_share(concurrency: int) -> float:
+def cpu_actor_share(actors: int) -> float:
     """CPUs each CPU-only actor asks for: the cluster's CPUs less one for reading, shared out.
 
     Whole-CPU actors would hold every core and starve the read tasks that feed
-    them, so a 2-core laptop with 2 actors would wait forever.
+    them, so a 2-core laptop with 2 actors would wait forever. Below a tenth of
+    a CPU each, the actors could not all start: that is refused in one line.
     """
-    from engine.cluster import nodes
+    from engine.cluster import ClusterError, nodes
 
     cpus = sum(n.cpus for n in nodes() if n.alive)
-    return round(max(0.1, min(1.0, (cpus - 1) / concurrency)), 2)
+    share = min(1.0, (cpus - 1) / actors)
+    if share < MIN_CPU_SHARE:
+        fit = max(1, int((cpus - 1) / MIN_CPU_SHARE))
+        raise ClusterError(
+            f"asked for {actors} CPU actors but {cpus:g} CPUs fit at most {fit}; lower concurrency or use GPUs"
+        )
+    return round(share, 2)
 
 
 def build(config: RunConfig, reporter, run_id: str, progress=None):
-    """The lazy Dataset of predictions for this config."""
-    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+    """The lazy Dataset of predictions for this config: data stages, then one or two model stages."""
+    from ray.data import TaskPoolStrategy
 
     configure_context(config)
-    ds = build_dataset(config, progress)
+    ds = build_dataset(config, progress, reporter, run_id)
     if config.pipeline == "naive":
         return ds.map_batches(
             naive_predict,
@@ -58,15 +67,26 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
             num_gpus=config.num_gpus,
             batch_format="numpy",
         )
+    if config.stages == "ensemble":
+        ds = _model_stage(ds, config, config.model, reporter, run_id, emit_logits=True)
+        return _model_stage(ds, config, config.second_model, reporter, run_id)
+    return _model_stage(ds, config, config.model, reporter, run_id)
+
+
+def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_logits: bool = False):
+    """One actor pool holding `model`, with the run's batch size, concurrency and GPUs per actor."""
+    from ray.data import ActorPoolStrategy
+
     return ds.map_batches(
         Predictor,
-        num_cpus=None if config.num_gpus else cpu_actor_share(config.concurrency),
+        num_cpus=None if config.num_gpus else cpu_actor_share(config.concurrency * config.model_stages),
         fn_constructor_kwargs={
-            "model_name": config.model,
-            "weights_file": config.weights_file,
+            "model_name": model,
+            "weights_file": config.weights_file if model == config.model else None,
             "precision": config.precision,
             "reporter": reporter,
             "run_id": run_id,
+            "emit_logits": emit_logits,
         },
         batch_size=config.batch_size,
         compute=ActorPoolStrategy(size=config.concurrency, max_concurrent_calls_per_actor=config.actor_calls),

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from engine.config import RunConfig
 
-_DATA = {
-    "synthetic": """\
+_SYNTHETIC = """\
 def make_images(batch):
     # Deterministic synthetic images, generated inside the pipeline.
     rng = np.random.default_rng(int(batch["id"][0]))
@@ -17,11 +16,36 @@ def make_images(batch):
     return {{"key": batch["id"].astype(str), "image": images}}
 
 
-ds = ray.data.range({images}, override_num_blocks={blocks}).map_batches(make_images, batch_size=None)""",
-    "files": """\
-ds = ray.data.read_images({source!r}, size=({size}, {size}), mode="RGB", include_paths=True)
-ds = ds.limit({images}).rename_columns({{"path": "key"}})""",
-}
+ds = ray.data.range({images}, override_num_blocks={blocks}).map_batches(make_images, batch_size=None)"""
+
+_RESIZE = """\
+
+
+def resize(batch):
+    # The CPU pre-processing stage: resize to the model's input size.
+    images = [np.asarray(Image.fromarray(img).resize(({size}, {size}))) for img in batch["image"]]
+    return {{"key": batch["key"], "image": np.stack(images)}}
+
+
+ds = ds.map_batches(resize, batch_size=None{stage_args})"""
+
+_FILES = """\
+def decode(batch):
+    # Decode and resize each file; a file that is not an image is skipped and named.
+    keys, images = [], []
+    for path, data in zip(batch["path"], batch["bytes"]):
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                images.append(np.asarray(img.convert("RGB").resize(({size}, {size}))))
+            keys.append(path)
+        except Exception:
+            print("skipped", path)
+    empty = np.zeros((0, {size}, {size}, 3), np.uint8)
+    return {{"key": np.array(keys, dtype=object), "image": np.stack(images) if images else empty}}
+
+
+ds = ray.data.read_binary_files({source!r}, include_paths=True).limit({images})
+ds = ds.map_batches(decode, batch_size=None{stage_args})"""
 
 _NAIVE = """\
 def predict(batch):
@@ -51,10 +75,12 @@ predictions = ds.map_batches(
 _ACTOR = """\
 class Predictor:
     # The actor way: load the model once per actor, one vectorised forward pass per batch.
-    def __init__(self):
+    # emit_logits: pass images and logits on to a second model (an ensemble) instead of labelling.
+    def __init__(self, model_name, emit_logits=False):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = {dtype}
-        model = models.get_model({model!r}, weights=None).eval()
+        self.emit_logits = emit_logits
+        model = models.get_model(model_name, weights=None).eval()
         if self.device.type == "cuda":
             model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.model = model
@@ -71,26 +97,42 @@ class Predictor:
             else:
                 with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
                     logits = self.model(x)
-            confidence, label = torch.softmax(logits.float(), dim=1).max(dim=1)
+            logits = logits.float()
+            if self.emit_logits:
+                return {{"key": batch["key"], "image": batch["image"], "logits": logits.cpu().numpy()}}
+            if "logits" in batch:  # the second model of an ensemble: average the two
+                logits = (logits + torch.from_numpy(batch["logits"]).to(self.device)) / 2
+            confidence, label = torch.softmax(logits, dim=1).max(dim=1)
         return {{"key": batch["key"], "label_index": label.cpu().numpy(), "confidence": confidence.cpu().numpy()}}
+"""
 
+_ACTOR_STAGE = """
 
-predictions = ds.map_batches(
+predictions = {source}.map_batches(
     Predictor,
+    fn_constructor_kwargs={{"model_name": "{model}"{emit}}},
     batch_size={batch_size},
     compute=ActorPoolStrategy(size={concurrency}),
-    num_gpus={num_gpus},
+    num_gpus={num_gpus},{num_cpus}
 )"""
+
+_CPU_SHARE = """# CPU-only actors share the cores left after one for reading, so read tasks are never starved.
+ray.init(ignore_reinit_error=True)
+CPU_SHARE = max(0.1, min(1.0, (ray.cluster_resources()["CPU"] - 1) / {actors}))
+
+
+"""
 
 
 def code_for(config: RunConfig) -> str:
     """Ray Data code that runs the same pipeline as `config`."""
-    from engine.data import cache_dir, rows_per_block
-
     lines = [
+        "import io",
+        "",
         "import numpy as np",
         "import ray",
         "import torch",
+        "from PIL import Image",
         "from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy",
         "from torchvision import models",
         "",
@@ -105,23 +147,45 @@ def code_for(config: RunConfig) -> str:
             ")",
         ]
     lines.append("")
-    if config.data == "synthetic":
-        blocks = -(-config.images // rows_per_block(config))
-        data = _DATA["synthetic"].format(size=config.image_size, images=config.images, blocks=blocks)
-    else:
-        source = f"{cache_dir()}/jpeg/{config.image_size}" if config.data == "jpeg" else config.data
-        data = _DATA["files"].format(source=source, size=config.image_size, images=config.images)
-    dtype = {"fp32": "torch.float32", "bf16": "torch.bfloat16", "fp16": "torch.float16"}[config.precision]
-    body = (_NAIVE if config.pipeline == "naive" else _ACTOR).format(
-        model=config.model,
-        batch_size=config.batch_size,
-        concurrency=config.concurrency,
-        num_gpus=config.num_gpus,
-        dtype=dtype,
-    )
+    model_code = _model_stages(config)
     tail = (
         f"predictions.write_parquet({config.output!r})"
         if config.output
         else 'for batch in predictions.iter_batches(batch_size=None):\n    print(len(batch["key"]), "predictions")'
     )
-    return "\n".join(lines) + "\n" + data + "\n\n\n" + body + "\n" + tail + "\n"
+    return "\n".join(lines) + "\n" + _data_stages(config) + "\n\n\n" + model_code + "\n" + tail + "\n"
+
+
+def _data_stages(config: RunConfig) -> str:
+    from engine.data import cache_dir, rows_per_block
+
+    separate = config.stages == "cpu_preprocess"
+    stage_args = (
+        f", num_cpus={config.preprocess_cpus:g}, compute=TaskPoolStrategy(size={config.preprocess_concurrency})"
+        if separate
+        else ""
+    )
+    if config.data != "synthetic":
+        source = f"{cache_dir()}/jpeg/{config.image_size}" if config.data == "jpeg" else config.data
+        return _FILES.format(source=source, size=config.image_size, images=config.images, stage_args=stage_args)
+    blocks = -(-config.images // rows_per_block(config))
+    made = config.image_size * (2 if separate else 1)
+    code = _SYNTHETIC.format(size=made, images=config.images, blocks=blocks)
+    return code + (_RESIZE.format(size=config.image_size, stage_args=stage_args) if separate else "")
+
+
+def _model_stages(config: RunConfig) -> str:
+    settings = {"batch_size": config.batch_size, "concurrency": config.concurrency, "num_gpus": config.num_gpus}
+    if config.pipeline == "naive":
+        return _NAIVE.format(model=config.model, **settings)
+    dtype = {"fp32": "torch.float32", "bf16": "torch.bfloat16", "fp16": "torch.float16"}[config.precision]
+    code = _ACTOR.format(dtype=dtype)
+    if not config.num_gpus:
+        code = _CPU_SHARE.format(actors=config.concurrency * config.model_stages) + code
+        settings["num_cpus"] = "\n    num_cpus=CPU_SHARE,"
+    else:
+        settings["num_cpus"] = ""
+    if config.stages == "ensemble":
+        code += _ACTOR_STAGE.format(source="ds", model=config.model, emit=', "emit_logits": True', **settings)
+        return code + _ACTOR_STAGE.format(source="predictions", model=config.second_model, emit="", **settings)
+    return code + _ACTOR_STAGE.format(source="ds", model=config.model, emit="", **settings)

@@ -8,9 +8,14 @@ import pytest
 from engine.snippet import code_for
 
 
-@pytest.mark.parametrize("pipeline", ["naive", "actor"])
-def test_snippet_runs_and_predicts_every_image(ray_local, tiny, pipeline):
-    config = tiny.replace(pipeline=pipeline, images=16, batch_size=4 if pipeline == "naive" else 8)
+@pytest.mark.parametrize(
+    "pipeline, stages",
+    [("naive", "single"), ("actor", "single"), ("naive", "cpu_preprocess"), ("actor", "ensemble")],
+)
+def test_snippet_runs_and_predicts_every_image(ray_local, tiny, pipeline, stages):
+    config = tiny.replace(
+        pipeline=pipeline, images=16, batch_size=4 if pipeline == "naive" else 8, stages=stages, second_model="resnet18"
+    )
     code = code_for(config)
     assert f"batch_size={config.batch_size}" in code
     assert ("ActorPoolStrategy" if pipeline == "actor" else "TaskPoolStrategy") in code.split("map_batches(")[-1]
@@ -24,3 +29,16 @@ def test_snippet_runs_and_predicts_every_image(ray_local, tiny, pipeline):
 def test_snippet_carries_block_size_and_object_store_limit(tiny):
     code = code_for(tiny.replace(block_size_mb=7, object_store_limit_mb=512, output="/tmp/out"))
     assert "7 * 1024 * 1024" in code and "512 * 1024 * 1024" in code and "write_parquet('/tmp/out')" in code
+
+
+def test_snippet_reads_files_and_skips_what_is_not_an_image(ray_local, tiny, tmp_path):
+    from PIL import Image
+
+    for i in range(5):
+        Image.new("RGB", (40, 40), (i * 40, 0, 0)).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "readme.txt").write_text("not an image")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code_for(tiny.replace(data=str(tmp_path))), "<snippet>", "exec"), {"__name__": "snippet"})
+    counts = [int(line.split()[0]) for line in out.getvalue().splitlines() if line.endswith("predictions")]
+    assert sum(counts) == 5  # readme.txt was skipped (the worker prints its name to its own log)

@@ -155,3 +155,94 @@ def startup_timeline(startup: dict[str, float] | None, loads: list[dict]) -> go.
         )
     fig.update_yaxes(autorange="reversed", title=None)
     return fig
+
+
+COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa")  # plotly's first colours, so a run's marks match its line
+
+
+def store_side_by_side(runs: list[tuple[str, list[dict], float | None]]) -> go.Figure:
+    """Object store used by each run in its own panel, on one MiB scale; a dotted line where its first result arrived.
+
+    Each panel keeps its own time axis: runs pay different start-ups, so the
+    shape within a run is what compares, not where it sits on a shared clock.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(runs), shared_yaxes=True, subplot_titles=[r[0] for r in runs])
+    for col, (label, points, first_read) in enumerate(runs, 1):
+        color = COLORS[(col - 1) % len(COLORS)]
+        xs, ys = _series(points, "object_store_used_bytes", MIB)
+        fig.add_scatter(x=xs, y=ys, name=label, mode="lines", line={"width": 2, "color": color}, row=1, col=col)
+        if first_read is not None:
+            fig.add_vline(
+                x=first_read, line_dash="dot", line_color=color, annotation_text="first result read", row=1, col=col
+            )
+        fig.update_xaxes(title_text="time since Launch (s)", rangemode="tozero", row=1, col=col)
+    fig.update_yaxes(title_text="MiB", rangemode="tozero", row=1, col=1)
+    fig.update_layout(
+        title={"text": "Ray object store", "font": {"size": 14}},
+        height=HEIGHT + 20,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        showlegend=False,
+        hovermode="x unified",
+    )
+    return fig
+
+
+STAGE_TIMES = {
+    "wall_s": "operator wall time (first task start to last end)",
+    "task_wall_s": "task wall time (sum over tasks)",
+    "task_cpu_s": "task CPU time (sum over tasks)",
+    "submission_backpressure_s": "held back: no new tasks launched",
+    "output_backpressure_s": "held back: outputs not read (downstream full)",
+}
+
+
+def stage_times(rows: list) -> go.Figure:
+    """Seconds per executed operator, source at the top: its own times, and the time Ray held it back."""
+    fig = _figure("Where the time went, per operator", "")
+    names = [r.operator for r in rows]
+    for attr, label in STAGE_TIMES.items():
+        fig.add_bar(y=names, x=[getattr(r, attr) for r in rows], name=label, orientation="h")
+    fig.update_layout(barmode="group", height=200 + 90 * len(rows), xaxis_title="seconds", hovermode="y unified")
+    fig.update_yaxes(autorange="reversed", title=None)
+    return fig
+
+
+CELL_MARKS = {"oom": "out of memory", "failed": "failed", "stopped": "stopped", "skipped": "skipped",
+              "pending": "…", "running": "running"}  # fmt: skip
+
+
+def sweep_heatmap(cells: list[dict], value: str, title: str, scale: float = 1.0, unit: str = "") -> go.Figure:
+    """Batch size across, concurrency down; each cell shows its figure, or why it has none."""
+    batches = sorted({c["batch_size"] for c in cells})
+    concurrencies = sorted({c["concurrency"] for c in cells})
+    by_point = {(c["batch_size"], c["concurrency"]): c for c in cells}
+    fig = go.Figure()
+    z = [[None] * len(batches) for _ in concurrencies]
+    for row, conc in enumerate(concurrencies):
+        for col, batch in enumerate(batches):
+            cell = by_point.get((batch, conc))
+            if cell is None:
+                continue
+            figure = cell.get(value) if cell["status"] == "finished" else None
+            if figure is not None:
+                z[row][col] = figure / scale
+            label = f"{figure / scale:,.1f}{unit}" if figure is not None else CELL_MARKS.get(cell["status"], "n/a")
+            fig.add_annotation(x=col, y=row, text=label, showarrow=False, font={"color": "black", "size": 13},
+                               bgcolor="rgba(255,255,255,0.7)")  # fmt: skip
+    columns, rows = list(range(len(batches))), list(range(len(concurrencies)))
+    # every grid point as a grey cell first, so the whole grid shows from the start
+    fig.add_heatmap(z=[[0] * len(columns) for _ in rows], x=columns, y=rows, showscale=False, hoverinfo="skip",
+                    colorscale=[[0, "#eeeeee"], [1, "#eeeeee"]], xgap=3, ygap=3)  # fmt: skip
+    if any(v is not None for line in z for v in line):
+        fig.add_heatmap(z=z, x=columns, y=rows, colorscale="Viridis", hoverongaps=False, xgap=3, ygap=3,
+                        colorbar={"title": unit.strip() or None})  # fmt: skip
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=max(HEIGHT, 90 * len(concurrencies) + 120),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    fig.update_xaxes(title="batch size", tickvals=columns, ticktext=[str(b) for b in batches], showgrid=False)
+    fig.update_yaxes(title="concurrency", tickvals=rows, ticktext=[str(c) for c in concurrencies], showgrid=False)
+    return fig

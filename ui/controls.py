@@ -9,6 +9,11 @@ from engine.config import pipeline_defaults
 from engine.models import MODEL_NAMES, MODELS, weights_kind
 
 PIPELINE_LABELS = {"Naive": "naive", "Actor-based": "actor"}
+STAGE_LABELS = {
+    "Inference only": "single",
+    "CPU pre-processing + inference": "cpu_preprocess",
+    "Two-model ensemble": "ensemble",
+}
 DATA_LABELS = {
     "Synthetic (generated in the pipeline)": "synthetic",
     "JPEG files (real decode)": "jpeg",
@@ -16,14 +21,14 @@ DATA_LABELS = {
 }
 
 
-def _apply_defaults(pipeline: str, gpu: bool) -> None:
-    """Load a pipeline's starting settings into the controls."""
+def _apply_defaults(pipeline: str, gpu: bool, prefix: str = "") -> None:
+    """Load a pipeline's starting settings into the controls (whose keys start with `prefix`)."""
     defaults = pipeline_defaults(pipeline, gpu)
-    st.session_state["batch"] = defaults["batch_size"]
-    st.session_state["concurrency"] = defaults["concurrency"]
-    st.session_state["block"] = defaults["block_size_mb"]
+    st.session_state[f"{prefix}batch"] = defaults["batch_size"]
+    st.session_state[f"{prefix}concurrency"] = defaults["concurrency"]
+    st.session_state[f"{prefix}block"] = defaults["block_size_mb"]
     if gpu:
-        st.session_state["gpus"] = defaults["num_gpus"]
+        st.session_state[f"{prefix}gpus"] = defaults["num_gpus"]
 
 
 def run_controls(gpus: float, cpus: float) -> RunConfig:
@@ -46,6 +51,8 @@ def run_controls(gpus: float, cpus: float) -> RunConfig:
         on_change=lambda: _apply_defaults(PIPELINE_LABELS[st.session_state["pipeline"]], gpus > 0),
     )
     st.caption("Naive rebuilds the model for every batch; actors load it once and keep it warm.")
+    stages = STAGE_LABELS[st.radio("Stages", list(STAGE_LABELS), key="stages")]
+    extra = _stage_controls(stages, model, cpus)
     st.slider("Batch size", 1, 1024, key="batch")
     st.caption("Bigger batches keep a GPU busy until its memory runs out; on a CPU the gain flattens early.")
     st.slider("Concurrency", 1, max(8, int(max(gpus * 4, cpus))), key="concurrency")
@@ -75,4 +82,105 @@ def run_controls(gpus: float, cpus: float) -> RunConfig:
         num_gpus=float(num_gpus),
         precision=precision,
         address=st.session_state.get("ray_address") or None,
+        stages=stages,
+        **extra,
     )
+
+
+def _stage_controls(stages: str, model: str, cpus: float) -> dict:
+    """The settings of the extra stage: the pre-processing stage's resources, or the second model."""
+    if stages == "cpu_preprocess":
+        cpus_per_task = st.slider("Pre-processing CPUs per task", 0.25, 4.0, 1.0, step=0.25, key="prep_cpus")
+        tasks = st.slider("Pre-processing concurrency", 1, max(2, int(cpus) * 2), 2, key="prep_concurrency")
+        st.caption("Decode and resize run as their own CPU tasks, so the model's workers only do inference.")
+        return {"preprocess_cpus": cpus_per_task, "preprocess_concurrency": tasks}
+    if stages == "ensemble":
+        others = [m for m in MODEL_NAMES if m != model]
+        second = st.selectbox("Second model", others, key="second_model")
+        st.caption("Each model gets its own actor pool; the second averages its logits with the first's.")
+        return {"second_model": second}
+    return {}
+
+
+IMAGE_SIZES = (64, 96, 128, 160, 224)
+
+
+def plan_controls(gpus: float, cpus: float) -> RunConfig:
+    """The settings that shape a pipeline's plan and blocks, in two rows, for a page that explains more than it tunes.
+
+    Synthetic images only: planning a JPEG run would first write its files.
+    """
+    if "an_batch" not in st.session_state:
+        _apply_defaults("actor", gpus > 0, prefix="an_")
+    main, extra_stage = st.columns([4, 1], gap="medium")
+    top = main.columns(3)
+    model = top[0].selectbox("Model", MODEL_NAMES, key="an_model")
+    pipeline = top[1].radio(
+        "Pipeline",
+        list(PIPELINE_LABELS),
+        index=1,
+        key="an_pipeline",
+        horizontal=True,
+        on_change=lambda: _apply_defaults(PIPELINE_LABELS[st.session_state["an_pipeline"]], gpus > 0, prefix="an_"),
+    )
+    stages = STAGE_LABELS[top[2].selectbox("Stages", list(STAGE_LABELS), index=1, key="an_stages")]
+    with extra_stage:
+        extra = _stage_controls(stages, model, cpus)
+    row = main.columns(6 if gpus > 0 else 5)
+    row[0].slider("Batch size", 1, 1024, key="an_batch")
+    row[1].slider("Concurrency", 1, max(8, int(max(gpus * 4, cpus))), key="an_concurrency")
+    row[2].slider("Block size (MB)", 1, 256, key="an_block")
+    row[3].slider("Images", 16, 20_000, 512, step=16, key="an_images")
+    row[4].select_slider("Image size (px)", IMAGE_SIZES, 224, key="an_size")
+    num_gpus = 0.0
+    if gpus > 0:
+        most = 1.0 if gpus < 2 else float(gpus)
+        num_gpus = row[5].number_input("GPUs per actor", 0.0, most, step=0.25, key="an_gpus")
+    return RunConfig(
+        model=model,
+        pipeline=PIPELINE_LABELS[pipeline],
+        images=st.session_state["an_images"],
+        image_size=st.session_state["an_size"],
+        batch_size=st.session_state["an_batch"],
+        concurrency=st.session_state["an_concurrency"],
+        block_size_mb=st.session_state["an_block"],
+        num_gpus=float(num_gpus),
+        precision="bf16" if num_gpus else "fp32",
+        address=st.session_state.get("ray_address") or None,
+        stages=stages,
+        **extra,
+    )
+
+
+BATCH_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+BLOCK_CHOICES = [1, 4, 16, 32, 64, 128, 256]
+
+
+def sweep_controls(gpus: float, cpus: float) -> tuple[RunConfig, list[int], list[int], list[int]]:
+    """The sweep's fixed settings and its grid: (base config, batch sizes, concurrencies, block sizes)."""
+    gpu = gpus > 0
+    left, right = st.columns(2)
+    model = left.selectbox("Model", MODEL_NAMES, key="sw_model")
+    pipeline = PIPELINE_LABELS[right.radio("Pipeline", list(PIPELINE_LABELS), index=1, key="sw_pipeline")]
+    images = left.slider("Images per cell", 16, 20_000, 256 if not gpu else 5_000, step=16, key="sw_images")
+    data = DATA_LABELS[right.radio("Data", list(DATA_LABELS)[:2], key="sw_data", horizontal=True)]
+    num_gpus = 0.0
+    if gpu:
+        num_gpus = left.number_input("GPUs per actor", 0.0, float(gpus), 1.0, step=0.25, key="sw_gpus")
+    precision = right.selectbox("Precision", ["fp32", "bf16", "fp16"], index=1 if gpu else 0, key="sw_precision")
+    defaults = pipeline_defaults(pipeline, gpu)
+    batches = st.multiselect("Batch sizes", BATCH_CHOICES, default=[16, 64, 256] if gpu else [8, 32], key="sw_batches")
+    concurrency = st.multiselect(
+        "Concurrency", list(range(1, max(8, int(max(gpus * 4, cpus))) + 1)), default=[1, 2], key="sw_concurrency"
+    )
+    blocks = st.multiselect("Block sizes (MB)", BLOCK_CHOICES, default=[defaults["block_size_mb"]], key="sw_blocks")
+    base = RunConfig(
+        model=model,
+        pipeline=pipeline,
+        images=images,
+        data=data,
+        num_gpus=float(num_gpus),
+        precision=precision,
+        address=st.session_state.get("ray_address") or None,
+    )
+    return base, sorted(batches), sorted(concurrency), sorted(blocks)

@@ -1,0 +1,101 @@
+"""Sweep: a grid of real runs, one cell at a time, ending in the fastest setting that fits in memory."""
+
+import json
+
+import streamlit as st
+
+from engine import ConfigError
+from engine.sweep import Sweep
+from ui import charts
+from ui.controls import sweep_controls
+from ui.session import connect_or_explain, shared_runner, sweeps
+
+MAX_CELLS = 36
+
+st.title("Sweep")
+st.caption(
+    "Every combination of batch size, concurrency and block size, run for real one after another. "
+    "A cell that runs out of memory or fails is marked and the sweep goes on."
+)
+
+cluster = connect_or_explain() or {"gpus": 0, "cpus": 1}
+runner = shared_runner()
+
+with st.form("sweep"):
+    base, batches, concurrencies, blocks = sweep_controls(cluster["gpus"], cluster["cpus"])
+    cells = len(batches) * len(concurrencies) * len(blocks)
+    st.caption(f"{cells} cell(s), each a run of {base.images:,} images.")
+    go = st.form_submit_button("Run sweep", type="primary")
+if go:
+    if not cells:
+        st.error("Pick at least one batch size, one concurrency and one block size.")
+    elif cells > MAX_CELLS:
+        st.error(f"{cells} cells is more than {MAX_CELLS}: narrow the grid.")
+    else:
+        try:
+            sweeps().append(Sweep(base, batches, concurrencies, blocks).start(runner))
+        except ConfigError as exc:
+            st.error(str(exc))
+
+
+@st.fragment(run_every=1.0)
+def live_sweep() -> None:
+    """The latest sweep, redrawn every second: progress, heatmaps, recommendation."""
+    if not sweeps():
+        st.info("Pick the grid and press **Run sweep**.")
+        return
+    sweep = sweeps()[-1]
+    done, total = sweep.progress()
+    run = sweep.current
+    if run is not None:
+        points = run.timeseries()
+        rows = points[-1]["rows"] if points else 0
+        cfg = run.config
+        st.markdown(
+            f"**Cell {done + 1} of {total}**: batch {cfg.batch_size}, concurrency {cfg.concurrency}, "
+            f"block {cfg.block_size_mb} MB · {rows:,}/{cfg.images:,} images · {run.phase}"
+        )
+        if st.button("Stop sweep"):
+            sweep.stop()
+    else:
+        st.markdown(f"**Sweep {sweep.status}**: {done} of {total} cells ran.")
+    st.progress(done / total if total else 1.0)
+    rows = sweep.rows()
+    for block in sorted({c["block_size_mb"] for c in rows}):
+        part = [c for c in rows if c["block_size_mb"] == block]
+        left, right = st.columns(2)
+        left.plotly_chart(
+            charts.sweep_heatmap(part, "rate", f"Steady images/sec · block {block} MB"), key=f"sw_rate_{block}"
+        )
+        if cluster["gpus"]:
+            right.plotly_chart(
+                charts.sweep_heatmap(part, "peak_gpu_mem_bytes", f"Peak GPU memory · block {block} MB", 2**30, " GiB"),
+                key=f"sw_gpu_{block}",
+            )
+        else:
+            right.plotly_chart(
+                charts.sweep_heatmap(
+                    part, "peak_object_store_bytes", f"Peak object store · block {block} MB", 2**20, " MiB"
+                ),
+                key=f"sw_store_{block}",
+            )
+            right.caption("No NVIDIA GPU: the GPU-memory heatmap is hidden; peak object store shown instead.")
+    best = sweep.recommended()
+    if best:
+        st.success(
+            f"**Recommended:** batch {best.batch_size}, concurrency {best.concurrency}, block {best.block_size_mb} MB "
+            f"= {best.rate:,.1f} images/sec, the fastest cell that ran without running out of memory."
+        )
+    elif sweep.done:
+        st.warning("No cell finished, so there is nothing to recommend: see each cell's error below.")
+    shown = [k for k in rows[0] if any(r[k] is not None for r in rows)]  # no all-empty columns (e.g. GPU on a CPU)
+    st.dataframe([{k: r[k] for k in shown} for r in rows], hide_index=True)
+    if sweep.done:
+        left, right = st.columns(2)
+        left.download_button("Download CSV", sweep.to_csv(), "sweep.csv", "text/csv")
+        right.download_button(
+            "Download JSON", json.dumps(sweep.to_dict(), indent=1, default=str), "sweep.json", "application/json"
+        )
+
+
+live_sweep()
