@@ -4,6 +4,7 @@ import os
 import time
 
 import numpy as np
+import psutil
 import pytest
 import ray
 
@@ -193,8 +194,17 @@ def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
     assert finish(start(tiny))["status"] == "finished"
 
 
+def quiet_cpu(limit_s: float = 30.0) -> None:
+    """Wait (bounded) until the host is idle: the warm-worker refill after a run imports torch on these cores."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline and psutil.cpu_percent(interval=0.5) > 30:
+        pass
+
+
 def test_a_warm_second_launch_is_not_slower_than_the_first(ray_local, tiny):
+    quiet_cpu()
     first = finish(start(tiny))
+    quiet_cpu()
     second = finish(start(tiny))
     assert first["first_result_s"] and second["first_result_s"]
     # Comparative, with room for a busy 2-core machine: the figures themselves belong to the benchmark.
