@@ -1,15 +1,20 @@
-"""Which actor settings feed one GPU best? A small grid, run through the engine, side by side.
+"""Which actor settings feed one GPU best, and where does each spend its time? Real engine runs, side by side.
 
-    python -m bench.tune_actor --model resnet50 --precision bf16 --batch-size 256 --images 20000
+    python -m bench.tune_actor --model resnet50 --precision bf16 --batch-size 256 --images 20000 \
+        [--layouts 4x0.25x2x64,4x0.25x2x64x2048]
 
-Each cell is a real engine run (synthetic images); the table gives steady
-images/sec, GPU utilisation and time to first result. The engine's defaults come
-from the best cell: record the command and the table with them.
+A layout is ACTORSxGPUS_PER_ACTORxBATCHES_IN_FLIGHT_PER_ACTORxBLOCK_MB[xOBJECT_STORE_LIMIT_MB].
+Each cell is a real engine run on synthetic images; it records steady images/sec,
+GPU utilisation, time to first result, and Ray Data's per-operator profile (wall,
+task and CPU time, backpressure), so a gap to the GPU's ceiling can be put on a
+stage. The engine's defaults come from the best cell: record the command and the
+table with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -17,15 +22,21 @@ import time
 
 from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
+from engine.anatomy import operator_times
 
-GRID = [  # (actors, GPUs per actor, concurrent batches per actor, block MB)
-    (1, 1.0, 1, 16),
-    (1, 1.0, 2, 16),
-    (1, 1.0, 2, 64),
-    (2, 0.5, 1, 64),
-    (2, 0.5, 2, 64),
-    (4, 0.25, 2, 64),
-]
+DEFAULT_LAYOUTS = "1x1x1x16,1x1x2x16,1x1x2x64,2x0.5x1x64,2x0.5x2x64,4x0.25x2x64"
+
+
+def parse_layout(text: str) -> tuple[int, float, int, int, int | None]:
+    """`4x0.25x2x64[x2048]` -> (actors, GPUs per actor, batches in flight, block MB, object-store limit MB)."""
+    parts = text.split("x")
+    if len(parts) not in (4, 5):
+        raise argparse.ArgumentTypeError(f"layout {text!r}: want ACTORSxGPUSxCALLSxBLOCK_MB[xSTORE_LIMIT_MB]")
+    try:
+        limit = int(parts[4]) if len(parts) == 5 else None
+        return int(parts[0]), float(parts[1]), int(parts[2]), int(parts[3]), limit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layout {text!r}: not numbers") from None
 
 
 def gpu_util(summary: dict) -> float | None:
@@ -35,43 +46,51 @@ def gpu_util(summary: dict) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--layouts", default=DEFAULT_LAYOUTS, help="comma list of layouts (see above)")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
+    layouts = [parse_layout(t) for t in args.layouts.split(",")]
     cluster.connect(None)
     runner().warm_up(wait=True)
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
+    gpu, env = environment(bool(gpus))
+    command = "python -m bench.tune_actor " + " ".join(argv)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-tune-actor.json")
     rows = []
-    for actors, share, calls, block in GRID:
+    for actors, share, calls, block, limit in layouts:
         config = RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size,
                            images=args.images, concurrency=actors, num_gpus=share * gpus,
-                           calls_per_actor=calls, block_size_mb=block)  # fmt: skip
+                           calls_per_actor=calls, block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
         run = start(config)
         run.wait()
         s = run.summary
         row = {"actors": actors, "gpus_per_actor": share * gpus, "calls_per_actor": calls, "block_mb": block,
-               "status": s["status"], "error": s["error"], "steady_images_per_sec": s["steady_images_per_sec"],
-               "images_per_sec": s["images_per_sec"], "first_result_s": s["first_result_s"],
-               "gpu_util_mean": gpu_util(s)}  # fmt: skip
+               "object_store_limit_mb": limit, "status": s["status"], "error": s["error"],
+               "steady_images_per_sec": s["steady_images_per_sec"], "images_per_sec": s["images_per_sec"],
+               "first_result_s": s["first_result_s"], "gpu_util_mean": gpu_util(s),
+               "peak_object_store_bytes": s.get("peak_object_store_bytes")}  # fmt: skip
+        try:
+            row["operators"] = [dataclasses.asdict(op) for op in operator_times(run)]
+        except Exception as exc:  # a profile is a bonus; the cell's figures stand without it
+            row["operators"] = f"unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    command = "python -m bench.tune_actor " + " ".join(argv if argv is not None else sys.argv[1:])
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-tune-actor.json")
-    with open(path, "w") as f:
-        gpu, env = environment(bool(gpus))
-        json.dump({"gpu": gpu, **env, "command": command, "settings": vars(args), "cells": rows}, f, indent=1)
-    print("| actors | GPU/actor | calls/actor | block MB | steady img/s | GPU util % | first result s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+        with open(path, "w") as f:  # after every cell, so a run cut short keeps what it measured
+            json.dump({"gpu": gpu, **env, "command": command, "settings": vars(args), "cells": rows}, f, indent=1)
+    print("| actors | GPU/actor | calls/actor | block MB | store limit MB | steady img/s | GPU util % | first s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         steady = f"{r['steady_images_per_sec']:.0f}" if r["steady_images_per_sec"] else r["status"]
         print(
-            f"| {r['actors']} | {r['gpus_per_actor']:g} | {r['calls_per_actor']} | {r['block_mb']} | {steady} | "
-            f"{r['gpu_util_mean']} | {r['first_result_s']} |"
+            f"| {r['actors']} | {r['gpus_per_actor']:g} | {r['calls_per_actor']} | {r['block_mb']} | "
+            f"{r['object_store_limit_mb'] or '-'} | {steady} | {r['gpu_util_mean']} | {r['first_result_s']} |"
         )
     return 0
 
