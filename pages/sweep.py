@@ -82,14 +82,16 @@ def live_sweep() -> None:
             right.caption("No NVIDIA GPU: the GPU-memory heatmap is hidden; peak object store shown instead.")
     best = sweep.recommended()
     if best:
+        verdict = "Recommended" if sweep.done else "Best so far"
         st.success(
-            f"**Recommended:** batch {best.batch_size}, concurrency {best.concurrency}, block {best.block_size_mb} MB "
+            f"**{verdict}:** batch {best.batch_size}, concurrency {best.concurrency}, block {best.block_size_mb} MB "
             f"= {best.rate:,.1f} images/sec, the fastest cell that ran without running out of memory."
         )
     elif sweep.done:
         st.warning("No cell finished, so there is nothing to recommend: see each cell's error below.")
     shown = [k for k in rows[0] if any(r[k] is not None for r in rows)]  # no all-empty columns (e.g. GPU on a CPU)
-    st.dataframe([{k: r[k] for k in shown} for r in rows], hide_index=True)
+    heading = {"rate": "ranked by (img/s: steady, else whole run)"}
+    st.dataframe([{heading.get(k, k): r[k] for k in shown} for r in rows], hide_index=True)
     if sweep.done:
         left, right = st.columns(2)
         left.download_button("Download CSV", sweep.to_csv(), "sweep.csv", "text/csv")
