@@ -64,7 +64,7 @@ from engine.data import build_dataset, ensure_jpegs, synthetic_image
 from engine.inference import MEAN, STD
 from engine.models import build_model, weights_kind
 from engine.pipeline import configure_context
-from engine.samplers import MetricsSampler
+from engine.samplers import MetricsSampler, wait_for_quiet_cpu
 
 log = logging.getLogger("bench")
 CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
@@ -220,15 +220,6 @@ def engine_case(config: RunConfig, timeout_s: float = 3600) -> dict[str, Any]:
                 _summary=s)  # fmt: skip
 
 
-def settle(limit_s: float = 20.0) -> float:
-    """Wait until host CPU use drops under 20% (or limit_s): teardown of the last case and
-    Ray prestarting workers (each importing torch) must not slow the next one."""
-    t = time.perf_counter()
-    while time.perf_counter() - t < limit_s and psutil.cpu_percent(interval=0.5) > 20:
-        pass
-    return round(time.perf_counter() - t, 1)
-
-
 def free_device_memory() -> None:
     """Give back what driver-side cases (ceiling, torch_dataloader) cached on the GPU."""
     gc.collect()
@@ -358,7 +349,7 @@ class Bench:
         """tuned_actor with the engine's sampler on, then off, twice each; medians compared."""
         rates: dict[str, list[float]] = {"on": [], "off": []}
         for mode in ("on", "off", "on", "off"):
-            settle()
+            wait_for_quiet_cpu()
             with quiet_sampler() if mode == "off" else nullcontext():
                 s = engine_case(self.tuned)["_summary"]
             # One formula both ways: with the sampler off there are no points to read.
@@ -401,7 +392,7 @@ class Bench:
         engine.run.runner().warm_up(wait=True)
         warm = []
         for i in range(5):
-            settle()
+            wait_for_quiet_cpu()
             c = engine_case(self.tuned.replace(images=256))
             warm.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
             say(f"  warm launch {i + 1}: first result {c['first_result_s']} s")
@@ -535,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.time_budget_s is not None and elapsed > args.time_budget_s:
             result: dict[str, Any] = {"skipped": f"time budget {args.time_budget_s:.0f} s used up at {elapsed:.0f} s"}
         else:
-            quiet = settle()
+            quiet = wait_for_quiet_cpu()
             say(f"{name}: starting (waited {quiet} s for a quiet CPU)")
             try:
                 result = getattr(bench, name)()

@@ -174,3 +174,14 @@ class MetricsSampler:
         }
         self.points.append(point)
         return point
+
+
+def wait_for_quiet_cpu(limit_s: float = 20.0, busy_pct: float = 20.0) -> float:
+    """Wait until host CPU use drops under `busy_pct` (or `limit_s` passes); returns the seconds waited.
+
+    A run's teardown and Ray prestarting workers (each importing torch) must not slow what is timed next.
+    """
+    t = time.perf_counter()
+    while time.perf_counter() - t < limit_s and psutil.cpu_percent(interval=0.5) > busy_pct:
+        pass
+    return round(time.perf_counter() - t, 1)

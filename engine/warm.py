@@ -21,6 +21,7 @@ import time
 log = logging.getLogger(__name__)
 KEEP_ALIVE_S = 1800  # an unused prestarted worker exits after this
 HOLD_S = 6.0  # fallback: long enough that Ray starts one worker per hold task instead of reusing one
+REFILL_HOLD_S = 0.5  # fallback after a run: short, so a quick next Launch finds the workers idle, not holding
 
 
 def prepare_worker() -> None:
@@ -88,7 +89,7 @@ def keep_warm(count: int, wait: bool = True) -> int:
             log.info("raylet prestart unavailable (%s); warming idle task workers", exc)
         hold = ray.remote(num_cpus=0)(_hold)
         if not wait:
-            [hold.remote(0.5) for _ in range(count)]
+            [hold.remote(REFILL_HOLD_S) for _ in range(count)]
             return count
         return len(set(ray.get([hold.remote(HOLD_S) for _ in range(count)], timeout=120)))
     except Exception as exc:  # warming is an optimisation; never fail for it

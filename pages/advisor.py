@@ -7,7 +7,7 @@ from engine.advisor import AdviceError
 from engine.models import MODEL_NAMES
 from ui import panels
 from ui.advisor import comparison_table, constraint_table
-from ui.session import connect_or_explain, shared_runner, verifications
+from ui.session import NO_CLUSTER, connect_or_explain, shared_runner, verifications
 
 st.title("Advisor")
 st.caption(
@@ -15,7 +15,7 @@ st.caption(
     "70 % of the node's memory is heap for the actors, 30 % is Ray's object store."
 )
 
-cluster = connect_or_explain() or {"gpus": 0, "cpus": 1}
+cluster = connect_or_explain() or NO_CLUSTER
 runner = shared_runner()
 
 

@@ -7,12 +7,12 @@ from engine.config import pipeline_defaults
 from engine.models import MODEL_NAMES
 from ui import charts
 from ui.history import history_frame, with_settings
-from ui.session import comparisons, connect_or_explain, shared_runner
+from ui.session import NO_CLUSTER, comparisons, connect_or_explain, shared_runner
 
 st.title("Naive vs actor-based")
 st.caption("The same images through both pipelines, one after the other, on this cluster.")
 
-cluster = connect_or_explain() or {"gpus": 0}
+cluster = connect_or_explain() or NO_CLUSTER
 runner = shared_runner()
 
 with st.form("compare"):

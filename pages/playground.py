@@ -6,12 +6,12 @@ from engine import ConfigError, ceiling
 from engine.errors import one_line
 from ui import panels
 from ui.controls import run_controls
-from ui.session import connect_or_explain, shared_runner
+from ui.session import NO_CLUSTER, connect_or_explain, shared_runner
 
 st.title("Ray Data batch inference playground")
 st.caption("Launch the naive or the actor-based pipeline and watch real throughput, GPU and object-store use.")
 
-cluster = connect_or_explain() or {"gpus": 0, "cpus": 1}
+cluster = connect_or_explain() or NO_CLUSTER
 runner = shared_runner()
 controls, live = st.columns([1, 3], gap="large")
 

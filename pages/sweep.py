@@ -8,7 +8,7 @@ from engine import ConfigError
 from engine.sweep import Sweep
 from ui import charts
 from ui.controls import sweep_controls
-from ui.session import connect_or_explain, shared_runner, sweeps
+from ui.session import NO_CLUSTER, connect_or_explain, shared_runner, sweeps
 
 MAX_CELLS = 36
 
@@ -18,7 +18,7 @@ st.caption(
     "A cell that runs out of memory or fails is marked and the sweep goes on."
 )
 
-cluster = connect_or_explain() or {"gpus": 0, "cpus": 1}
+cluster = connect_or_explain() or NO_CLUSTER
 runner = shared_runner()
 
 with st.form("sweep"):

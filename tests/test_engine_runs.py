@@ -4,12 +4,12 @@ import os
 import time
 
 import numpy as np
-import psutil
 import pytest
 import ray
 
 from engine import start
 from engine.cluster import live_pool_actors
+from engine.samplers import wait_for_quiet_cpu
 from engine.summary import PHASES
 from tests.conftest import finish
 
@@ -194,17 +194,10 @@ def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
     assert finish(start(tiny))["status"] == "finished"
 
 
-def quiet_cpu(limit_s: float = 30.0) -> None:
-    """Wait (bounded) until the host is idle: the warm-worker refill after a run imports torch on these cores."""
-    deadline = time.time() + limit_s
-    while time.time() < deadline and psutil.cpu_percent(interval=0.5) > 30:
-        pass
-
-
 def test_a_warm_second_launch_is_not_slower_than_the_first(ray_local, tiny):
-    quiet_cpu()
+    wait_for_quiet_cpu(30, busy_pct=30)  # the warm-worker refill after a run imports torch on these cores
     first = finish(start(tiny))
-    quiet_cpu()
+    wait_for_quiet_cpu(30, busy_pct=30)
     second = finish(start(tiny))
     assert first["first_result_s"] and second["first_result_s"]
     # Comparative, with room for a busy 2-core machine: the figures themselves belong to the benchmark.

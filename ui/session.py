@@ -40,6 +40,9 @@ def ray_connection(address: str | None) -> dict:
     }
 
 
+NO_CLUSTER = {"gpus": 0, "cpus": 1}  # what controls assume after a failed connection: a one-CPU machine
+
+
 def connect_or_explain() -> dict | None:
     """The Ray connection for this app, or None after showing a one-line error."""
     address = st.session_state.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
