@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layouts", default=DEFAULT_LAYOUTS, help="comma list of layouts (see above)")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
-    layouts = [parse_layout(t) for t in args.layouts.split(",")]
+    try:
+        layouts = [parse_layout(t) for t in args.layouts.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))  # one line, exit 2
     cluster.connect(None)
     runner().warm_up(wait=True)
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
