@@ -18,16 +18,19 @@ batch size and deterministic synthetic images (`engine.data.synthetic_image`):
 - tuned_actor_jpeg_cpu_decode: the engine's actor pipeline over cached JPEG files
   (read as bytes, decoded and resized on the CPU by the engine's decode stage).
 - tuned_actor_jpeg_gpu_decode: read_binary_files of the same JPEGs, decoded inside the
-  GPU actor by torchvision.io.decode_jpeg(device="cuda"), then tuned_actor's model.
+  GPU actor (nvImageCodec on the GPU's hardware JPEG engines where installed, else
+  torchvision.io.decode_jpeg(device="cuda"); --gpu-decoder), then tuned_actor's model.
 
 Each case reports steady_images_per_sec (from the first result to the end, so start-up
 is excluded), first_result_s (pipeline start to first output) and gpu_util_mean (NVML
 over the steady part). Pipelines written here count rows as they reach the driver;
 engine runs use the engine's summary (rows the workers finished, sampled every 0.5 s).
 Extra sections: monitoring_overhead (engine samplers on vs off), streaming_1m
-(object-store budget and host RAM over a long run) and startup (five cold, five warm
-launches). Before each case the script waits (up to 20 s) for the host CPU to go quiet,
-so one case's teardown does not slow the next. Results are rewritten after every case,
+(object-store budget and host RAM over a long run), startup (five cold, five warm
+launches) and decode_profile (each JPEG decoder alone, the model alone, and both in turn,
+in one process without Ray: where a GPU-decode actor's time goes). Before each case the
+script waits (up to 20 s) for the host CPU to go quiet, so one case's teardown does not
+slow the next. Results are rewritten after every case,
 so a run cut short still leaves them.
 """
 
@@ -69,7 +72,7 @@ from engine.samplers import MetricsSampler, wait_for_quiet_cpu
 log = logging.getLogger("bench")
 CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
 CASES += ("tuned_actor_jpeg_cpu_decode", "tuned_actor_jpeg_gpu_decode")
-SECTIONS = ("monitoring_overhead", "streaming_1m", "startup")
+SECTIONS = ("monitoring_overhead", "streaming_1m", "startup", "decode_profile")
 T0 = time.perf_counter()
 
 
@@ -121,20 +124,60 @@ class SeedPredictor:
         return {**out, "done_at": np.full(len(idx), time.time())}
 
 
-class GpuDecodePredictor:
-    """JPEG bytes in; decode_jpeg on the actor's device, then tuned_actor's model and precision."""
+class JpegDecoder:
+    """Batches of JPEG bytes to one NHWC uint8 tensor on `device`.
 
-    def __init__(self, model_name: str, precision: str) -> None:
-        self.model = TorchModel(model_name, precision)
+    `nvimgcodec` is NVIDIA's nvImageCodec (`pip install nvidia-nvimgcodec-cu13`): on A100/H100/H200
+    it decodes on the GPU's hardware JPEG engines, with the CUDA decoder as fallback. `torchvision`
+    is torchvision.io.decode_jpeg(device=...): nvJPEG with Huffman decoding on one CPU thread, one
+    batch at a time per process (a global lock). `auto` picks nvimgcodec where it is installed.
+    """
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
+    def __init__(self, kind: str, device) -> None:
+        self.device = torch.device(device)
+        self.kind = nvimgcodec_or_torchvision() if kind == "auto" else kind
+        if self.kind == "nvimgcodec":
+            from nvidia import nvimgcodec
+
+            self._nv = nvimgcodec
+            index = self.device.index or 0
+            backends = [nvimgcodec.Backend(k) for k in (nvimgcodec.HW_GPU_ONLY, nvimgcodec.GPU_ONLY)]
+            self._decoder = nvimgcodec.Decoder(device_id=index, backends=backends)
+            self._params = nvimgcodec.DecodeParams(color_spec=nvimgcodec.ColorSpec.SRGB)
+
+    def __call__(self, blobs) -> torch.Tensor:
+        if self.kind == "nvimgcodec":
+            streams = [self._nv.CodeStream(bytes(b)) for b in blobs]
+            stream = torch.cuda.current_stream(self.device).cuda_stream
+            images = self._decoder.decode(streams, params=self._params, cuda_stream=stream)
+            return torch.stack([torch.as_tensor(i, device=self.device) for i in images])
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch["bytes"]]
-        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.model.device)
-        out = {"key": batch["path"], **self.model.classify(torch.stack(images))}
-        return {**out, "done_at": np.full(len(data), time.time())}
+        data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        return torch.stack(images).permute(0, 2, 3, 1)
+
+
+def nvimgcodec_or_torchvision() -> str:
+    try:
+        from nvidia import nvimgcodec  # noqa: F401
+    except ImportError:
+        return "torchvision"
+    return "nvimgcodec" if torch.cuda.is_available() else "torchvision"
+
+
+class GpuDecodePredictor:
+    """JPEG bytes in; decoded on the actor's device (JpegDecoder), then tuned_actor's model and precision."""
+
+    def __init__(self, model_name: str, precision: str, decoder: str) -> None:
+        self.model = TorchModel(model_name, precision)
+        self.decode = JpegDecoder(decoder, self.model.device)  # decoder: "nvimgcodec" or "torchvision"
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            images = self.decode(batch["bytes"])
+        out = {"key": batch["path"], **self.model.classify(images.permute(0, 3, 1, 2))}
+        return {**out, "done_at": np.full(len(images), time.time())}
 
 
 class UtilSampler:
@@ -254,7 +297,8 @@ class Bench:
         actors, share = (args.actors, args.gpus_per_actor) if self.cuda else (1, 0.0)
         self.tuned = RunConfig(model=args.model, pipeline="actor", images=args.images, image_size=args.image_size,
                                batch_size=args.batch_size, precision=args.precision, num_gpus=share,
-                               concurrency=actors, block_size_mb=block_mb).validate()  # fmt: skip
+                               concurrency=actors, block_size_mb=block_mb,
+                               object_store_limit_mb=args.object_store_limit_mb).validate()  # fmt: skip
         self.jpeg_images = args.jpeg_images or args.images
 
     def ceiling(self) -> dict[str, Any]:
@@ -323,13 +367,15 @@ class Bench:
     def tuned_actor_jpeg_gpu_decode(self) -> dict[str, Any]:
         if not self.cuda and not self.args.smoke:
             raise RuntimeError("needs a CUDA GPU (decodes on the CPU only with --smoke)")
-        paths = self._jpegs()
+        files = self._jpegs(self.args.jpeg_files)
+        paths = [files[i % len(files)] for i in range(self.jpeg_images)]  # the files again, in turn, if fewer
         configure_context(self.tuned)
+        decoder = nvimgcodec_or_torchvision() if self.args.gpu_decoder == "auto" else self.args.gpu_decoder
+        kwargs = {"model_name": self.tuned.model, "precision": self.tuned.precision, "decoder": decoder}
         t0 = time.perf_counter()
-        kwargs = {"model_name": self.tuned.model, "precision": self.tuned.precision}
-        files = ray.data.read_binary_files(paths, include_paths=True)
-        ds = self._actor_map(files, GpuDecodePredictor, kwargs, tuned=True)
-        return {**measure_ray(ds, t0), "decode_device": self.device}
+        ds = self._actor_map(ray.data.read_binary_files(paths, include_paths=True), GpuDecodePredictor, kwargs, True)
+        return {**measure_ray(ds, t0), "decode_device": self.device, "decoder": kwargs["decoder"],
+                "files": len(files)}  # fmt: skip
 
     def _actor_map(self, ds, udf: type, kwargs: dict[str, Any], tuned: bool = False):
         """One actor per GPU for the seed; the tuned actor layout (pool, GPU share, concurrent calls) otherwise."""
@@ -339,11 +385,45 @@ class Bench:
         return ds.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=t.batch_size, compute=compute,
                               num_gpus=t.num_gpus if tuned else self.gpus, batch_format="numpy")  # fmt: skip
 
-    def _jpegs(self) -> list[str]:
+    def _jpegs(self, count: int | None = None) -> list[str]:
         t = time.perf_counter()
-        paths = ensure_jpegs(self.jpeg_images, self.args.image_size)
+        paths = ensure_jpegs(count or self.jpeg_images, self.args.image_size)
         say(f"  {len(paths)} JPEG files ready in {time.perf_counter() - t:.1f} s")
         return paths
+
+    def decode_profile(self) -> dict[str, Any]:
+        """Where a GPU-decode batch's time goes, in this process without Ray: each decoder alone,
+        the model alone, and both one after the other, as one actor call does them (img/s, synchronised)."""
+        a = self.args
+        files = self._jpegs(min(a.batch_size * (8 if self.cuda else 2), self.jpeg_images))
+        blobs = [open(p, "rb").read() for p in files]
+        batches = [blobs[i : i + a.batch_size] for i in range(0, len(blobs), a.batch_size)]
+        model = TorchModel(a.model, a.precision)
+        sync = torch.cuda.synchronize if self.cuda else (lambda: None)
+
+        def rate(step: Callable[[list[bytes]], Any], rounds: int = 3 if self.cuda else 1) -> float:
+            for b in batches[:2]:
+                step(b)  # warm-up: decoder state, cudnn autotuning
+            sync()
+            t = time.perf_counter()
+            for _ in range(rounds):
+                for b in batches:
+                    step(b)
+            sync()
+            return round(rounds * len(files) / (time.perf_counter() - t), 1)
+
+        decoders = ["torchvision", *(["nvimgcodec"] if nvimgcodec_or_torchvision() == "nvimgcodec" else [])]
+        result: dict[str, Any] = {"batch_size": a.batch_size, "batches": len(batches),
+                                  "jpeg_bytes_mean": round(statistics.fmean(map(len, blobs)))}  # fmt: skip
+        with torch.inference_mode():
+            first = JpegDecoder(decoders[0], self.device)(batches[0]).permute(0, 3, 1, 2).contiguous()
+            result["model_only_images_per_sec"] = rate(lambda b: model.logits(first[: len(b)]))
+            for kind in decoders:
+                decode = JpegDecoder(kind, self.device)
+                both = rate(lambda b, d=decode: model.classify(d(b).permute(0, 3, 1, 2)))
+                result[kind] = {"decode_only_images_per_sec": rate(decode), "decode_then_model_images_per_sec": both}
+                say(f"  {kind}: {result[kind]}")
+        return result
 
     def monitoring_overhead(self) -> dict[str, Any]:
         """tuned_actor with the engine's sampler on, then off, twice each; medians compared."""
@@ -476,6 +556,8 @@ def write(stem: str, report: dict[str, Any]) -> None:
         if key in report:
             brief = {k: v for k, v in report[key].items() if not isinstance(v, (list, dict))}
             lines.append(f"- {key}: {json.dumps(brief, default=str)}")
+    if "decode_profile" in report:
+        lines.append(f"- decode_profile: {json.dumps(report['decode_profile'])}")
     with open(stem + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -496,8 +578,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--gpus-per-actor", type=float, default=0.25, help="tuned cases on a GPU")
     p.add_argument("--naive-images", type=int, default=None, help="default: images // 20, at least 64")
     p.add_argument("--jpeg-images", type=int, default=None, help="default: --images")
+    p.add_argument(
+        "--jpeg-files",
+        type=int,
+        default=None,
+        help="GPU decode: distinct files written, read again in turn up to --jpeg-images (default: all)",
+    )
+    p.add_argument(
+        "--gpu-decoder",
+        default="auto",
+        choices=("auto", "nvimgcodec", "torchvision"),
+        help="GPU decode: auto = nvImageCodec (hardware JPEG engines) where installed",
+    )
     p.add_argument("--streaming-images", type=int, default=None, help="default 1,000,000 (smoke 20,000)")
-    p.add_argument("--object-store-limit-mb", type=int, default=None, help="streaming_1m; default 2048 (smoke 256)")
+    p.add_argument(
+        "--object-store-limit-mb",
+        type=int,
+        default=None,
+        help="every Ray case's object-store limit (default none; streaming_1m: 2048, smoke 256)",
+    )
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(args.cases) - set(CASES + SECTIONS))

@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--images", type=int, default=200_000)
     p.add_argument("--actors-per-gpu", type=int, default=4)
+    p.add_argument(
+        "--object-store-limit-mb",
+        type=int,
+        default=None,
+        help="bounds the backlog built while actors start, which otherwise inflates a short run's rate",
+    )
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     cluster.connect(None)
@@ -40,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in (1, gpus):
         config = RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=args.images,
                            concurrency=n * args.actors_per_gpu, num_gpus=1 / args.actors_per_gpu,
-                           block_size_mb=64)  # fmt: skip
+                           block_size_mb=64, object_store_limit_mb=args.object_store_limit_mb)  # fmt: skip
         run = start(config)
         run.wait()
         s = run.summary
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         "efficiency": many / (gpus * one) if one and many else None,
     }
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-scaling-{gpus}gpu.json"), "w") as f:
+    name = f"{time.strftime('%Y-%m-%d')}-scaling-{gpus}gpu-{args.actors_per_gpu}-actors-per-gpu.json"
+    with open(os.path.join(args.out, name), "w") as f:
         json.dump(result, f, indent=1)
     print(json.dumps({"speedup": result["speedup"], "efficiency": result["efficiency"]}))
     return 0

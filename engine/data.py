@@ -78,20 +78,31 @@ def rows_per_block(config: RunConfig) -> int:
 
 
 def ensure_jpegs(count: int, size: int, progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Write (once) and return `count` JPEG files of synthetic images at `size`."""
-    from PIL import Image
+    """Write (once) and return `count` JPEG files of synthetic images at `size`, on every core.
+
+    Pillow encodes without the GIL, so a thread per core writes them in parallel.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
     folder = os.path.join(cache_dir(), "jpeg", str(size))
     os.makedirs(folder, exist_ok=True)
     paths = [os.path.join(folder, f"img_{i:07d}.jpg") for i in range(count)]
     missing = [i for i, p in enumerate(paths) if not os.path.exists(p)]
-    for done, i in enumerate(missing, 1):
-        tmp = paths[i] + ".tmp"
-        Image.fromarray(synthetic_image(i, size)).save(tmp, format="JPEG", quality=90)
-        os.replace(tmp, paths[i])
-        if progress and (done % 50 == 0 or done == len(missing)):
-            progress(done, len(missing))
+    _noise_tile(size)  # once, before the threads cut images from it
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        written = pool.map(lambda i: _write_jpeg(paths[i], i, size), missing)
+        for done, _ in enumerate(written, 1):
+            if progress and (done % 50 == 0 or done == len(missing)):
+                progress(done, len(missing))
     return paths
+
+
+def _write_jpeg(path: str, key: int, size: int) -> None:
+    from PIL import Image
+
+    tmp = f"{path}.{os.getpid()}.tmp"  # two processes writing one file never share a temporary
+    Image.fromarray(synthetic_image(key, size)).save(tmp, format="JPEG", quality=90)
+    os.replace(tmp, path)
 
 
 def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None = None, reporter=None, run_id=""):
