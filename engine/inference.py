@@ -9,6 +9,8 @@ runs one vectorised forward pass per batch, normalising on the device.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import threading
 
 import numpy as np
@@ -62,6 +64,25 @@ def naive_predict(batch: dict[str, np.ndarray], model_name: str, weights_file, r
     return result
 
 
+def sleep_while_waiting_for_gpu() -> int | None:
+    """Make this process's waits for the GPU sleep instead of spin (cudaDeviceScheduleBlockingSync).
+
+    CUDA spins a core per waiting thread by default; with several actors and two
+    calls each on one host, those spinning cores are taken from the tasks that feed
+    the GPU. `PLAYGROUND_CUDA_SYNC=spin` keeps CUDA's default. Returns CUDA's status
+    (0 = set), or None when not set.
+    """
+    import torch
+
+    if os.environ.get("PLAYGROUND_CUDA_SYNC", "block") != "block" or not torch.version.cuda:
+        return None
+    try:
+        cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")
+    except OSError:
+        return None
+    return cudart.cudaSetDeviceFlags(4)  # cudaDeviceScheduleBlockingSync
+
+
 class Predictor:
     """Loads the model once per actor; each call is one batched forward pass.
 
@@ -86,6 +107,7 @@ class Predictor:
         start = now()
         self._report("worker_started", start)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.gpu_wait = sleep_while_waiting_for_gpu() if self.device.type == "cuda" else None
         self.dtype = _dtype(precision)
         model, _ = build_model(model_name, weights_file)
         if self.device.type == "cuda":

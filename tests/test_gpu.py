@@ -16,3 +16,17 @@ def test_every_gpu_is_sampled_and_a_gpu_run_finishes(ray_local, tiny):
     assert len(last["gpus"]) == expected  # one reading per GPU of the host
     assert all(g["mem_total_bytes"] > 0 and g["util_pct"] is not None for g in last["gpus"])
     assert summary["peak_gpu_mem_used_bytes"] > 0
+
+
+def test_cuda_waits_sleep_instead_of_spinning():
+    """The flag is set in a fresh process before its CUDA context exists, as in a new actor."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom engine.inference import sleep_while_waiting_for_gpu as s\nprint(s())\ntorch.ones(1).cuda()"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, cwd=root)
+    assert out.stdout.split()[0] == "0"  # cudaSuccess

@@ -45,3 +45,10 @@ def test_pretrained_from_the_torch_cache(tmp_path, monkeypatch):
 def test_class_names_come_from_weight_metadata():
     names = class_names("resnet50")
     assert len(names) == 1000 and names[0] == "tench"
+
+
+def test_cuda_wait_mode_can_be_left_at_cudas_default(monkeypatch):
+    from engine.inference import sleep_while_waiting_for_gpu
+
+    monkeypatch.setenv("PLAYGROUND_CUDA_SYNC", "spin")
+    assert sleep_while_waiting_for_gpu() is None  # nothing set: CUDA's own spin-wait stays
