@@ -28,5 +28,5 @@ def test_cuda_waits_sleep_instead_of_spinning():
         "import torch\nfrom engine.inference import sleep_while_waiting_for_gpu as s\nprint(s())\ntorch.ones(1).cuda()"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, cwd=root)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, check=True, cwd=root)
     assert out.stdout.split()[0] == "0"  # cudaSuccess
