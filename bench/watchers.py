@@ -1,6 +1,6 @@
 """Browsers watching one run: the app server's CPU per watcher, and how often each page redraws.
 
-`python -m bench.watchers [--seconds 20] [--watchers 5]` serves the real app (tests/browser.py),
+`python -m bench.watchers [--seconds 20] [--watchers 5] [--label L]` serves the real app (tests/browser.py),
 launches one long CPU run (the playground's defaults, Images at its maximum) from a first page,
 closes it, then measures three windows of that same run: no page open, one page, five pages
 (Debian's headless Chromium, one browser context each, as separate people would be). Per window:
@@ -86,8 +86,14 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def chromium_seconds() -> float:
-    return cpu_seconds([p for p in psutil.process_iter() if "chrom" in p.name().lower()])
+def chromium_seconds() -> dict[int, float]:
+    """CPU seconds so far of each Chromium process, by pid."""
+    return {p.pid: cpu_seconds([p]) for p in psutil.process_iter() if "chrom" in p.name().lower()}
+
+
+def chromium_spent(before: dict[int, float]) -> float:
+    """Chromium's CPU seconds since `before`: processes that exited meanwhile count for nothing, not less."""
+    return sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in chromium_seconds().items())
 
 
 def rows_done(text: str | None) -> int | None:
@@ -136,7 +142,7 @@ def measure(pid: int, watchers: list[dict], seconds: float, sleeper) -> dict:
         "server_cpu_pct": round(server, 1),
         "machine_cpu_pct": psutil.cpu_percent(None),
         "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine, if any
-        "chromium_cpu_pct": round((chromium_seconds() - chrome0) / wall * 100, 1),
+        "chromium_cpu_pct": round(chromium_spent(chrome0) / wall * 100, 1),
         "pages": [],
     }
     for w in watchers:
@@ -150,6 +156,7 @@ def measure(pid: int, watchers: list[dict], seconds: float, sleeper) -> dict:
     if watchers:
         rows_after = rows_done(watchers[0]["page"].evaluate(IMAGES_DONE))
         window["run_images_per_sec"] = round((rows_after - rows_before) / wall, 1)
+    print(json.dumps({k: v for k, v in window.items() if k != "pages"}), flush=True)  # as it goes
     return window
 
 
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.watchers", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="length of each measured window")
     p.add_argument("--watchers", type=int, default=5, help="pages open in the last window")
+    p.add_argument("--label", default="", help="added to the results file name, to keep two runs of one day apart")
     args = p.parse_args(argv)
     command = shlex.join(["python", "-m", "bench.watchers", *(sys.argv[1:] if argv is None else argv)])
     from playwright.sync_api import sync_playwright
@@ -193,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     for window in windows[1:]:
         window["server_cpu_pct_per_watcher"] = round((window["server_cpu_pct"] - baseline) / window["watchers"], 1)
     env["versions"].update({name: metadata.version(name) for name in ("streamlit", "playwright")}, chromium=chromium)
-    report = {"command": command, **env, "run": f"the playground's defaults (CPU), {total} images", "windows": windows}
+    overrides = {k: v for k, v in os.environ.items() if k.startswith("STREAMLIT_")}  # on top of .streamlit/config.toml
+    report = {"command": command, **env, "streamlit_env": overrides,
+              "run": f"the playground's defaults (CPU), {total} images", "windows": windows}  # fmt: skip
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{datetime.date.today().isoformat()}-watchers.json")
+    suffix = f"-{args.label}" if args.label else ""
+    path = os.path.join(RESULTS, f"{datetime.date.today().isoformat()}-watchers{suffix}.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
     for w in windows:
