@@ -131,13 +131,13 @@ class JpegDecoder:
     `nvimgcodec` is NVIDIA's nvImageCodec (`pip install nvidia-nvimgcodec-cu13`): on A100/H100/H200
     it decodes on the GPU's hardware JPEG engines, with the CUDA decoder as fallback. `torchvision`
     is torchvision.io.decode_jpeg(device=...): nvJPEG with Huffman decoding on one CPU thread, one
-    batch at a time per process (a global lock). `auto` picks nvimgcodec where it is installed.
+    batch at a time per process (a global lock).
     """
 
     def __init__(self, kind: str, device) -> None:
         self.device = torch.device(device)
-        self.kind = nvimgcodec_or_torchvision() if kind == "auto" else kind
-        if self.kind == "nvimgcodec":
+        self.kind = kind
+        if kind == "nvimgcodec":
             from nvidia import nvimgcodec
 
             self._nv = nvimgcodec
@@ -413,14 +413,14 @@ class Bench:
             sync()
             return round(rounds * len(files) / (time.perf_counter() - t), 1)
 
-        decoders = ["torchvision", *(["nvimgcodec"] if nvimgcodec_or_torchvision() == "nvimgcodec" else [])]
+        kinds = ["torchvision", *(["nvimgcodec"] if nvimgcodec_or_torchvision() == "nvimgcodec" else [])]
+        decoders = {kind: JpegDecoder(kind, self.device) for kind in kinds}
         result: dict[str, Any] = {"batch_size": a.batch_size, "batches": len(batches),
                                   "jpeg_bytes_mean": round(statistics.fmean(map(len, blobs)))}  # fmt: skip
         with torch.inference_mode():
-            first = JpegDecoder(decoders[0], self.device)(batches[0]).permute(0, 3, 1, 2).contiguous()
+            first = decoders["torchvision"](batches[0]).permute(0, 3, 1, 2).contiguous()
             result["model_only_images_per_sec"] = rate(lambda b: model.logits(first[: len(b)]))
-            for kind in decoders:
-                decode = JpegDecoder(kind, self.device)
+            for kind, decode in decoders.items():
                 both = rate(lambda b, d=decode: model.classify(d(b).permute(0, 3, 1, 2)))
                 result[kind] = {"decode_only_images_per_sec": rate(decode), "decode_then_model_images_per_sec": both}
                 say(f"  {kind}: {result[kind]}")
@@ -599,6 +599,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="every Ray case's object-store limit (default none; streaming_1m: 2048, smoke 256)",
     )
     args = p.parse_args(argv)
+    for name in ("jpeg_files", "jpeg_images", "object_store_limit_mb"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+    if args.gpu_decoder == "nvimgcodec" and nvimgcodec_or_torchvision() != "nvimgcodec":
+        p.error("--gpu-decoder nvimgcodec needs a CUDA GPU and `pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg`")
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(args.cases) - set(CASES + SECTIONS))
     if unknown:

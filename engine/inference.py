@@ -69,12 +69,12 @@ def sleep_while_waiting_for_gpu() -> int | None:
 
     CUDA spins a core per waiting thread by default; with several actors and two
     calls each on one host, those spinning cores are taken from the tasks that feed
-    the GPU. `PLAYGROUND_CUDA_SYNC=spin` keeps CUDA's default. Returns CUDA's status
+    the GPU. `PLAYGROUND_CUDA_SYNC=spin` keeps CUDA's default; any other value sleeps. Returns CUDA's status
     (0 = set), or None when not set.
     """
     import torch
 
-    if os.environ.get("PLAYGROUND_CUDA_SYNC", "block") != "block" or not torch.version.cuda:
+    if os.environ.get("PLAYGROUND_CUDA_SYNC") == "spin" or not torch.version.cuda:
         return None
     try:
         cudart = ctypes.CDLL(f"libcudart.so.{torch.version.cuda.split('.')[0]}")

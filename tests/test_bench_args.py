@@ -1,0 +1,21 @@
+"""The benchmark's own flags: a bad value is one line and exit 2, before Ray or a GPU is touched."""
+
+import pytest
+
+from bench import run_bench
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--jpeg-files", "0"], "--jpeg-files must be at least 1"),
+        (["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
+        (["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
+    ],
+)
+def test_bad_benchmark_flags_are_refused_in_one_line(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_bench.parse(argv)
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert says in error
