@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -64,11 +64,12 @@ from torch.utils.data import DataLoader, Dataset
 
 import engine.run
 from engine import RunConfig, cluster, nvml, start
+from engine.config import pipeline_defaults
 from engine.data import build_dataset, ensure_jpegs, synthetic_image
 from engine.inference import MEAN, STD
 from engine.models import build_model, weights_kind
-from engine.pipeline import configure_context
-from engine.samplers import MetricsSampler, wait_for_quiet_cpu
+from engine.pipeline import actor_pool, configure_context
+from engine.samplers import SAMPLE_INTERVAL_S, MetricsSampler, wait_for_quiet_cpu
 
 log = logging.getLogger("bench")
 CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
@@ -168,16 +169,23 @@ def nvimgcodec_or_torchvision() -> str:
 
 
 class GpuDecodePredictor:
-    """JPEG bytes in; decoded on the actor's device (JpegDecoder), then tuned_actor's model and precision."""
+    """JPEG bytes in; decoded on the actor's device (JpegDecoder), then tuned_actor's model and precision.
+
+    Calls run on several threads at once, as the engine's Predictor does: each has its own
+    decoder and CUDA stream.
+    """
 
     def __init__(self, model_name: str, precision: str, decoder: str) -> None:
         self.model = TorchModel(model_name, precision)
-        self.decode = JpegDecoder(decoder, self.model.device)  # decoder: "nvimgcodec" or "torchvision"
+        self.decoder = decoder  # "nvimgcodec" or "torchvision"
+        self._local = threading.local()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
-            images = self.decode(batch["bytes"])
-        out = {"key": batch["path"], **self.model.classify(images.permute(0, 3, 1, 2))}
+        if not hasattr(self._local, "decode"):
+            self._local.decode = JpegDecoder(self.decoder, self.model.device)
+        with torch.inference_mode(), self.model.predictor.stream():
+            images = self._local.decode(batch["bytes"])
+            out = {"key": batch["path"], **self.model.classify(images.permute(0, 3, 1, 2))}
         return {**out, "done_at": np.full(len(images), time.time())}
 
 
@@ -271,15 +279,29 @@ def free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
+class QuietSampler(MetricsSampler):
+    """Samples only once, at the run's end (interval 1e9 s): monitoring off."""
+
+    def __init__(self, started_at: float, read_workers: Callable, **kwargs: Any) -> None:
+        super().__init__(started_at, read_workers, **{**kwargs, "interval": 1e9})
+
+
+class TimedSampler(MetricsSampler):
+    """The engine's sampler, also counting the driver CPU time each sample takes."""
+
+    cpu_s: list[float] = []
+
+    def sample(self) -> dict:
+        t = time.thread_time()
+        point = super().sample()
+        TimedSampler.cpu_s.append(time.thread_time() - t)
+        return point
+
+
 @contextmanager
-def quiet_sampler() -> Iterator[None]:
-    """Within the block, engine runs sample only once, at their end (interval 1e9 s)."""
-
-    class Quiet(MetricsSampler):
-        def __init__(self, started_at: float, read_workers: Callable, **kwargs: Any) -> None:
-            super().__init__(started_at, read_workers, **{**kwargs, "interval": 1e9})
-
-    engine.run.MetricsSampler = Quiet
+def sampler_class(cls: type[MetricsSampler]) -> Iterator[None]:
+    """Within the block, engine runs use `cls` for their metrics."""
+    engine.run.MetricsSampler = cls
     try:
         yield
     finally:
@@ -294,11 +316,14 @@ class Bench:
         self.cuda = torch.cuda.is_available()
         self.gpus = 1 if self.cuda else 0
         self.device = "cuda" if self.cuda else "cpu"
-        block_mb = args.block_size_mb or (1 if args.smoke else 64)
-        actors, share = (args.actors, args.gpus_per_actor) if self.cuda else (1, 0.0)
+        gpu_defaults = pipeline_defaults("actor", gpu=True)
+        block_mb = args.block_size_mb or (1 if args.smoke else gpu_defaults["block_size_mb"])
+        actors = args.actors or gpu_defaults["concurrency"]
+        share = args.gpus_per_actor or gpu_defaults["num_gpus"]
+        actors, share = (actors, share) if self.cuda else (1, 0.0)
         self.tuned = RunConfig(model=args.model, pipeline="actor", images=args.images, image_size=args.image_size,
                                batch_size=args.batch_size, precision=args.precision, num_gpus=share,
-                               concurrency=actors, block_size_mb=block_mb,
+                               concurrency=actors, block_size_mb=block_mb, calls_per_actor=args.calls_per_actor,
                                object_store_limit_mb=args.object_store_limit_mb).validate()  # fmt: skip
         self.jpeg_images = args.jpeg_images or args.images
 
@@ -332,8 +357,10 @@ class Bench:
 
     def seed_actor(self) -> dict[str, Any]:
         configure_context(self.tuned)  # the same block size; resets any object-store limit
+        images = self.args.seed_images or max(self.args.batch_size, self.args.images // 20)
         t0 = time.perf_counter()
-        ds = self._actor_map(build_dataset(self.tuned), SeedPredictor, {"model_name": self.tuned.model})
+        ds = build_dataset(self.tuned.replace(images=images))
+        ds = self._actor_map(ds, SeedPredictor, {"model_name": self.tuned.model})
         return measure_ray(ds, t0)
 
     def tuned_actor(self) -> dict[str, Any]:
@@ -381,8 +408,7 @@ class Bench:
     def _actor_map(self, ds, udf: type, kwargs: dict[str, Any], tuned: bool = False):
         """One actor per GPU for the seed; the tuned actor layout (pool, GPU share, concurrent calls) otherwise."""
         t = self.tuned
-        compute = (ActorPoolStrategy(size=t.concurrency, max_concurrent_calls_per_actor=t.actor_calls) if tuned
-                   else ActorPoolStrategy(size=1))  # fmt: skip
+        compute = actor_pool(t) if tuned else ActorPoolStrategy(size=1)
         return ds.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=t.batch_size, compute=compute,
                               num_gpus=t.num_gpus if tuned else self.gpus, batch_format="numpy")  # fmt: skip
 
@@ -427,19 +453,26 @@ class Bench:
         return result
 
     def monitoring_overhead(self) -> dict[str, Any]:
-        """tuned_actor with the engine's sampler on, then off, twice each; medians compared."""
+        """tuned_actor with the engine's sampler on and off, in pairs ordered on-off, off-on, ... so drift
+        cancels; medians compared. Also the driver CPU time each sample takes."""
         rates: dict[str, list[float]] = {"on": [], "off": []}
-        for mode in ("on", "off", "on", "off"):
+        config = self.tuned.replace(images=self.args.overhead_images or self.tuned.images)
+        order = [m for i in range(self.args.overhead_pairs) for m in (("on", "off"), ("off", "on"))[i % 2]]
+        TimedSampler.cpu_s.clear()
+        for mode in order:
             wait_for_quiet_cpu()
-            with quiet_sampler() if mode == "off" else nullcontext():
-                s = engine_case(self.tuned)["_summary"]
+            with sampler_class(QuietSampler if mode == "off" else TimedSampler):
+                s = engine_case(config)["_summary"]
             # One formula both ways: with the sampler off there are no points to read.
             rates[mode].append((s["rows"] - self.tuned.batch_size) / (s["seconds"] - s["first_result_s"]))
             first, secs = s["first_result_s"], s["seconds"]
             say(f"  sampler {mode}: {rates[mode][-1]:.1f} img/s (first result {first} s, end {secs} s)")
         on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-        return dict(on_images_per_sec=rates["on"], off_images_per_sec=rates["off"], median_on=on, median_off=off,
-                    overhead_pct=round((off - on) / off * 100, 2),
+        per_sample = statistics.median(TimedSampler.cpu_s) if TimedSampler.cpu_s else None
+        return dict(order=order, images=config.images, on_images_per_sec=rates["on"], off_images_per_sec=rates["off"],
+                    median_on=on, median_off=off, overhead_pct=round((off - on) / off * 100, 2),
+                    sampler_cpu_ms_per_sample=per_sample and round(per_sample * 1e3, 2),
+                    sampler_cpu_pct_of_one_core=per_sample and round(per_sample / SAMPLE_INTERVAL_S * 100, 2),
                     rate="(rows - batch_size) / (seconds - first_result_s) from the engine summary")  # fmt: skip
 
     def streaming_1m(self) -> dict[str, Any]:
@@ -575,9 +608,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", default=os.path.join("bench", "results"))
     p.add_argument("--time-budget-s", type=float, default=None, help="skip the cases left once this has passed")
     p.add_argument("--block-size-mb", type=int, default=None, help="tuned cases; default 64 (smoke 1)")
-    p.add_argument("--actors", type=int, default=4, help="tuned cases on a GPU (best in bench.tune_actor)")
-    p.add_argument("--gpus-per-actor", type=float, default=0.25, help="tuned cases on a GPU")
+    p.add_argument("--actors", type=int, default=None, help="tuned cases on a GPU; default: the engine's GPU default")
+    p.add_argument("--gpus-per-actor", type=float, default=None, help="tuned cases on a GPU; default: the engine's")
+    p.add_argument("--calls-per-actor", type=int, default=None, help="batches per actor at once; default: the engine's")
     p.add_argument("--naive-images", type=int, default=None, help="default: images // 20, at least 64")
+    p.add_argument("--seed-images", type=int, default=None, help="default: images // 20, at least one batch")
+    p.add_argument("--overhead-images", type=int, default=None, help="monitoring_overhead runs; default: --images")
+    p.add_argument("--overhead-pairs", type=int, default=3, help="monitoring_overhead: on/off pairs")
     p.add_argument("--jpeg-images", type=int, default=None, help="default: --images")
     p.add_argument(
         "--jpeg-files",
@@ -599,7 +636,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="every Ray case's object-store limit (default none; streaming_1m: 2048, smoke 256)",
     )
     args = p.parse_args(argv)
-    for name in ("jpeg_files", "jpeg_images", "object_store_limit_mb"):
+    positive = (
+        "jpeg_files",
+        "jpeg_images",
+        "object_store_limit_mb",
+        "seed_images",
+        "overhead_images",
+        "overhead_pairs",
+    )
+    for name in positive:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     if args.gpu_decoder == "nvimgcodec" and nvimgcodec_or_torchvision() != "nvimgcodec":

@@ -1,7 +1,7 @@
 """Which actor settings feed one GPU best, and where does each spend its time? Real engine runs, side by side.
 
     python -m bench.tune_actor --model resnet50 --precision bf16 --batch-size 256 --images 20000 \
-        [--layouts 4x0.25x2x64,4x0.25x2x64x2048]
+        [--layouts 1x1x3x64,4x0.25x2x64x2048]
 
 A layout is ACTORSxGPUS_PER_ACTORxBATCHES_IN_FLIGHT_PER_ACTORxBLOCK_MB[xOBJECT_STORE_LIMIT_MB].
 Each cell is a real engine run on synthetic images; it records steady images/sec,
@@ -23,8 +23,9 @@ import time
 from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
 from engine.anatomy import operator_times
+from engine.samplers import wait_for_quiet_cpu
 
-DEFAULT_LAYOUTS = "1x1x1x16,1x1x2x16,1x1x2x64,2x0.5x1x64,2x0.5x2x64,4x0.25x2x64"
+DEFAULT_LAYOUTS = "1x1x1x64,1x1x2x64,1x1x3x64,2x0.5x2x64,4x0.25x2x64"
 
 
 def parse_layout(text: str) -> tuple[int, float, int, int, int | None]:
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size,
                            images=args.images, concurrency=actors, num_gpus=share * gpus,
                            calls_per_actor=calls, block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
+        wait_for_quiet_cpu()  # the last run's teardown and worker refill must not slow this one
         run = start(config)
         run.wait()
         s = run.summary

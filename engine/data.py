@@ -28,12 +28,18 @@ def cache_dir() -> str:
     return root
 
 
-def synthetic_image(key: int, size: int) -> np.ndarray:
-    """The deterministic image with this id: a noise tile window, tinted by the id."""
+def synthetic_image(key: int, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The deterministic image with this id: a noise tile window, one channel halved by the id.
+
+    With `out` (a (size, size, 3) uint8 view) the image is written there, so a block
+    of images is filled in place instead of stacked from copies.
+    """
     tile = _noise_tile(size)
     dy, dx = (key * 7) % _TILE, (key * 13) % _TILE
-    image = tile[dy : dy + size, dx : dx + size].copy()
-    image[..., key % 3] //= 2
+    image = np.empty((size, size, 3), np.uint8) if out is None else out
+    image[...] = tile[dy : dy + size, dx : dx + size]
+    channel = image[..., key % 3]
+    np.right_shift(channel, 1, out=channel)
     return image
 
 
@@ -58,7 +64,9 @@ def _noise_tile(size: int) -> np.ndarray:
 
 def _make_images(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     keys = batch["id"]
-    images = np.stack([synthetic_image(int(k), size) for k in keys])
+    images = np.empty((len(keys), size, size, 3), np.uint8)
+    for row, key in enumerate(keys):
+        synthetic_image(int(key), size, images[row])
     return {"key": keys.astype(str), "image": images}
 
 
@@ -75,6 +83,22 @@ def rows_per_block(config: RunConfig) -> int:
     if fit >= batch:
         return fit // batch * batch
     return max(d for d in range(1, fit + 1) if batch % d == 0)
+
+
+def synthetic_blocks(config: RunConfig) -> int:
+    """The block count to give `ray.data.range` so that its blocks hold exactly `rows_per_block` ids.
+
+    Ray's range makes blocks of `images // blocks` ids and one more for the rest, so
+    `images // rows_per_block` blocks are exact whenever that division gives back
+    rows_per_block (always past rows_per_block² images). Blocks of 255 ids with batch
+    256 would make every batch a copy stitched from two blocks. Where no count is
+    exact (a few blocks and a large rest), blocks are a little smaller than rows_per_block.
+    """
+    per_block = rows_per_block(config)
+    full = config.images // per_block
+    if full and config.images // full == per_block:
+        return full
+    return math.ceil(config.images / per_block)
 
 
 def ensure_jpegs(count: int, size: int, progress: Callable[[int, int], None] | None = None) -> list[str]:
@@ -124,9 +148,8 @@ def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None
         else {}
     )
     if config.data == "synthetic":
-        blocks = math.ceil(config.images / rows_per_block(config))
-        ds = ray.data.range(config.images, override_num_blocks=blocks)
         made = config.image_size * (2 if separate else 1)
+        ds = ray.data.range(config.images, override_num_blocks=synthetic_blocks(config))
         ds = ds.map_batches(_make_images, fn_kwargs={"size": made}, batch_size=None)
         if separate:
             ds = ds.map_batches(resize_images, fn_kwargs={"size": config.image_size}, batch_size=None, **stage_args)

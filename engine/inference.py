@@ -86,6 +86,9 @@ def sleep_while_waiting_for_gpu() -> int | None:
 class Predictor:
     """Loads the model once per actor; each call is one batched forward pass.
 
+    Several calls may run at once on threads (`engine.pipeline.actor_pool`); each
+    thread has its own CUDA stream, so one call's copy can overlap another's compute.
+
     In a two-model ensemble the first stage runs with `emit_logits`: it passes
     the images on with its logits, and the second stage averages its own logits
     with them before labelling. Only the labelling stage counts rows.
@@ -136,8 +139,8 @@ class Predictor:
         with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
             return self.model(x)
 
-    def _stream(self):
-        """A CUDA stream per calling thread, so two batches' copies and compute overlap."""
+    def stream(self):
+        """A CUDA stream per calling thread: one call's copy to the GPU overlaps another's compute."""
         import torch
 
         if self.device.type != "cuda":
@@ -150,7 +153,7 @@ class Predictor:
         import torch
 
         start = now()
-        with torch.inference_mode(), self._stream():
+        with torch.inference_mode(), self.stream():
             images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
             logits = self.logits(images.to(self.device, non_blocking=True)).float()
             if self.emit_logits:

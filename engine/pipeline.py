@@ -75,8 +75,6 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
 
 def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_logits: bool = False):
     """One actor pool holding `model`, with the run's batch size, concurrency and GPUs per actor."""
-    from ray.data import ActorPoolStrategy
-
     return ds.map_batches(
         Predictor,
         num_cpus=None if config.num_gpus else cpu_actor_share(config.concurrency * config.model_stages),
@@ -89,7 +87,23 @@ def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_
             "emit_logits": emit_logits,
         },
         batch_size=config.batch_size,
-        compute=ActorPoolStrategy(size=config.concurrency, max_concurrent_calls_per_actor=config.actor_calls),
+        compute=actor_pool(config),
         num_gpus=config.num_gpus,
         batch_format="numpy",
+    )
+
+
+def actor_pool(config: RunConfig):
+    """A fixed pool of `concurrency` actors, each running `actor_calls` batches at once on threads.
+
+    Ray Data runs an actor's UDF on one thread unless `enable_true_multi_threading`
+    is set, even with several concurrent calls: only the batching overlaps. With it,
+    one actor copies the next batch to the GPU while the previous one computes,
+    so a single CUDA context (no time-slicing between processes) keeps the GPU busy.
+    """
+    from ray.data import ActorPoolStrategy
+
+    calls = config.actor_calls
+    return ActorPoolStrategy(
+        size=config.concurrency, max_concurrent_calls_per_actor=calls, enable_true_multi_threading=calls > 1
     )

@@ -16,6 +16,7 @@ def make_images(batch):
     return {{"key": batch["id"].astype(str), "image": images}}
 
 
+# {blocks} blocks of {per_block} ids (Ray's range makes blocks of images // blocks): whole batches per block.
 ds = ray.data.range({images}, override_num_blocks={blocks}).map_batches(make_images, batch_size=None)"""
 
 _RESIZE = """\
@@ -86,9 +87,15 @@ class Predictor:
         self.model = model
         self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255
+        self.local = threading.local()  # calls may run on several threads: a CUDA stream each
 
     def __call__(self, batch):
-        with torch.inference_mode():
+        stream = contextlib.nullcontext()
+        if self.device.type == "cuda":
+            if not hasattr(self.local, "stream"):
+                self.local.stream = torch.cuda.Stream(self.device)
+            stream = torch.cuda.stream(self.local.stream)
+        with torch.inference_mode(), stream:
             # uint8 goes to the device; normalising happens there.
             x = torch.from_numpy(batch["image"]).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = (x.float() - self.mean) / self.std
@@ -112,7 +119,7 @@ predictions = {source}.map_batches(
     Predictor,
     fn_constructor_kwargs={{"model_name": "{model}"{emit}}},
     batch_size={batch_size},
-    compute=ActorPoolStrategy(size={concurrency}),
+    compute={compute},
     num_gpus={num_gpus},{num_cpus}
 )"""
 
@@ -127,7 +134,9 @@ CPU_SHARE = max(0.1, min(1.0, (ray.cluster_resources()["CPU"] - 1) / {actors}))
 def code_for(config: RunConfig) -> str:
     """Ray Data code that runs the same pipeline as `config`."""
     lines = [
+        "import contextlib",
         "import io",
+        "import threading",
         "",
         "import numpy as np",
         "import ray",
@@ -157,7 +166,7 @@ def code_for(config: RunConfig) -> str:
 
 
 def _data_stages(config: RunConfig) -> str:
-    from engine.data import cache_dir, rows_per_block
+    from engine.data import cache_dir, rows_per_block, synthetic_blocks
 
     separate = config.stages == "cpu_preprocess"
     stage_args = (
@@ -168,9 +177,10 @@ def _data_stages(config: RunConfig) -> str:
     if config.data != "synthetic":
         source = f"{cache_dir()}/jpeg/{config.image_size}" if config.data == "jpeg" else config.data
         return _FILES.format(source=source, size=config.image_size, images=config.images, stage_args=stage_args)
-    blocks = -(-config.images // rows_per_block(config))
+    per_block = rows_per_block(config)
+    blocks = synthetic_blocks(config)
     made = config.image_size * (2 if separate else 1)
-    code = _SYNTHETIC.format(size=made, images=config.images, blocks=blocks)
+    code = _SYNTHETIC.format(size=made, images=config.images, blocks=blocks, per_block=per_block)
     return code + (_RESIZE.format(size=config.image_size, stage_args=stage_args) if separate else "")
 
 
@@ -180,6 +190,13 @@ def _model_stages(config: RunConfig) -> str:
         return _NAIVE.format(model=config.model, **settings)
     dtype = {"fp32": "torch.float32", "bf16": "torch.bfloat16", "fp16": "torch.float16"}[config.precision]
     code = _ACTOR.format(dtype=dtype)
+    calls = config.actor_calls
+    settings["compute"] = (
+        f"ActorPoolStrategy(\n        size={config.concurrency}, max_concurrent_calls_per_actor={calls}, "
+        "enable_true_multi_threading=True\n    )"
+        if calls > 1
+        else f"ActorPoolStrategy(size={config.concurrency})"
+    )
     if not config.num_gpus:
         code = _CPU_SHARE.format(actors=config.concurrency * config.model_stages) + code
         settings["num_cpus"] = "\n    num_cpus=CPU_SHARE,"

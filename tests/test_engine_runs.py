@@ -202,3 +202,32 @@ def test_a_warm_second_launch_is_not_slower_than_the_first(ray_local, tiny):
     assert first["first_result_s"] and second["first_result_s"]
     # Comparative, with room for a busy 2-core machine: the figures themselves belong to the benchmark.
     assert second["first_result_s"] <= first["first_result_s"] * 1.5 + 1.0
+
+
+def test_calls_per_actor_run_the_udf_on_several_threads_at_once(ray_local, tiny):
+    """Ray Data runs an actor's UDF on one thread unless told otherwise; the engine's pool tells it."""
+    from engine.pipeline import actor_pool
+
+    class MeetInPairs:  # defined here so Ray pickles it by value: the workers cannot import tests/
+        """Each call returns only once two calls run at the same time in this actor."""
+
+        def __init__(self) -> None:
+            import threading
+
+            self.barrier = threading.Barrier(2, timeout=60)
+
+        def __call__(self, batch):
+            self.barrier.wait()  # on one thread, never passed: the run fails
+            return batch
+
+    ds = ray.data.range(4, override_num_blocks=4).map_batches(
+        MeetInPairs, batch_size=1, compute=actor_pool(tiny.replace(calls_per_actor=2)), num_cpus=0.5
+    )
+    assert sorted(row["id"] for row in ds.take_all()) == [0, 1, 2, 3]
+    assert not actor_pool(tiny).enable_true_multi_threading  # one call at a time needs no threads
+
+
+def test_an_actor_running_two_batches_at_once_predicts_every_image_once(ray_local, tiny):
+    summary = finish(start(tiny.replace(images=64, calls_per_actor=2)))
+    assert summary["status"] == "finished", summary["error"]
+    assert summary["rows"] == 64 and summary["model_loads"] == 1

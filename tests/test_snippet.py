@@ -9,14 +9,21 @@ from engine.snippet import code_for
 
 
 @pytest.mark.parametrize(
-    "pipeline, stages",
-    [("naive", "single"), ("actor", "single"), ("naive", "cpu_preprocess"), ("actor", "ensemble")],
+    "pipeline, stages, calls",
+    [("naive", "single", 1), ("actor", "single", 1), ("actor", "single", 2), ("naive", "cpu_preprocess", 1)]
+    + [("actor", "ensemble", 1)],
 )
-def test_snippet_runs_and_predicts_every_image(ray_local, tiny, pipeline, stages):
+def test_snippet_runs_and_predicts_every_image(ray_local, tiny, pipeline, stages, calls):
     config = tiny.replace(
-        pipeline=pipeline, images=16, batch_size=4 if pipeline == "naive" else 8, stages=stages, second_model="resnet18"
+        pipeline=pipeline,
+        images=16,
+        batch_size=4 if pipeline == "naive" else 8,
+        stages=stages,
+        second_model="resnet18",
+        calls_per_actor=calls,
     )
     code = code_for(config)
+    assert ("enable_true_multi_threading=True" in code) == (calls > 1)
     assert f"batch_size={config.batch_size}" in code
     assert ("ActorPoolStrategy" if pipeline == "actor" else "TaskPoolStrategy") in code.split("map_batches(")[-1]
     out = io.StringIO()
