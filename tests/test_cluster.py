@@ -29,17 +29,19 @@ def two_nodes():
 def test_cli_run_with_address_uses_both_nodes(two_nodes, tmp_path):
     out = tmp_path / "run.json"
     result = subprocess.run(
-        [sys.executable, "-m", "engine", "run", "--pipeline", "actor", "--images", "96", "--image-size", "32",
+        [sys.executable, "-m", "engine", "run", "--pipeline", "actor", "--images", "1344", "--image-size", "32",
          "--batch-size", "8", "--concurrency", "2", "--block-size-mb", "1", "--address", two_nodes.address,
          "--quiet", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
-    assert summary["status"] == "finished" and summary["rows"] == 96
+    assert summary["status"] == "finished" and summary["rows"] == 1344
     nodes = summary["nodes"]
-    assert len(nodes) == 2, nodes  # both nodes did work, each reported under `nodes`
-    assert sum(n["rows"] for n in nodes) == 96 and all(n["model_loads"] == 1 for n in nodes)
+    # Four blocks of 336 images for two actors, one per node: both nodes do work and each loads its model once.
+    # (With a single block, the idle actor's model load could end after the run and count as none.)
+    assert len(nodes) == 2, nodes
+    assert sum(n["rows"] for n in nodes) == 1344 and all(n["rows"] > 0 and n["model_loads"] == 1 for n in nodes), nodes
     assert all(n["object_store_peak_bytes"] is not None for n in nodes)  # each node's own store was read
     assert len(summary["timeseries"][-1]["object_store_by_node"]) == 2
 
