@@ -16,7 +16,7 @@ def make_images(batch):
     return {{"key": batch["id"].astype(str), "image": images}}
 
 
-# {blocks} blocks of {per_block} ids (Ray's range makes blocks of images // blocks): whole batches per block.
+# Ray's range makes blocks of images // blocks ids: here {rows}{whole}.
 ds = ray.data.range({images}, override_num_blocks={blocks}).map_batches(make_images, batch_size=None)"""
 
 _RESIZE = """\
@@ -180,7 +180,9 @@ def _data_stages(config: RunConfig) -> str:
     per_block = rows_per_block(config)
     blocks = synthetic_blocks(config)
     made = config.image_size * (2 if separate else 1)
-    code = _SYNTHETIC.format(size=made, images=config.images, blocks=blocks, per_block=per_block)
+    rows = config.images // blocks
+    whole = ", whole batches of the model stage" if rows == per_block else ""
+    code = _SYNTHETIC.format(size=made, images=config.images, blocks=blocks, rows=rows, whole=whole)
     return code + (_RESIZE.format(size=config.image_size, stage_args=stage_args) if separate else "")
 
 
