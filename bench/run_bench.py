@@ -64,7 +64,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import engine.run
 from engine import RunConfig, cluster, nvml, start
-from engine.config import pipeline_defaults
+from engine.config import ConfigError, pipeline_defaults
 from engine.data import build_dataset, ensure_jpegs, synthetic_image
 from engine.inference import MEAN, STD
 from engine.models import build_model, weights_kind
@@ -318,8 +318,8 @@ class Bench:
         self.device = "cuda" if self.cuda else "cpu"
         gpu_defaults = pipeline_defaults("actor", gpu=True)
         block_mb = args.block_size_mb or (1 if args.smoke else gpu_defaults["block_size_mb"])
-        actors = args.actors or gpu_defaults["concurrency"]
-        share = args.gpus_per_actor or gpu_defaults["num_gpus"]
+        actors = gpu_defaults["concurrency"] if args.actors is None else args.actors
+        share = gpu_defaults["num_gpus"] if args.gpus_per_actor is None else args.gpus_per_actor
         actors, share = (actors, share) if self.cuda else (1, 0.0)
         self.tuned = RunConfig(model=args.model, pipeline="actor", images=args.images, image_size=args.image_size,
                                batch_size=args.batch_size, precision=args.precision, num_gpus=share,
@@ -643,6 +643,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "seed_images",
         "overhead_images",
         "overhead_pairs",
+        "actors",
+        "calls_per_actor",
     )
     for name in positive:
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -660,9 +662,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        bench = Bench(args)  # validates the tuned layout before Ray starts
+    except ConfigError as exc:
+        print(f"python -m bench.run_bench: error: {exc}", file=sys.stderr)
+        return 2
     cluster.connect(None)  # Ray through the engine, so its worker set-up hook is used
     engine.run.runner().warm_up(wait=True)  # as the app does at start: Ray up, torch-ready workers waiting
-    bench = Bench(args)
     gpu, env = environment(bench.cuda)
     slug = "cpu" if gpu == "cpu" else re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")
     stem = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-{slug}{'-smoke' if args.smoke else ''}")

@@ -11,6 +11,7 @@ from bench import run_bench
         (["--jpeg-files", "0"], "--jpeg-files must be at least 1"),
         (["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
         (["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
+        (["--calls-per-actor", "0"], "--calls-per-actor must be at least 1"),
     ],
 )
 def test_bad_benchmark_flags_are_refused_in_one_line(argv, says, capsys):
@@ -19,3 +20,10 @@ def test_bad_benchmark_flags_are_refused_in_one_line(argv, says, capsys):
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
+
+
+def test_a_layout_the_engine_refuses_stops_the_benchmark_before_ray_starts(capsys, monkeypatch):
+    monkeypatch.setattr(run_bench.cluster, "connect", lambda *a: pytest.fail("Ray started for a bad layout"))
+    assert run_bench.main(["--calls-per-actor", "9"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "calls_per_actor must be from 1 to 8" in error[0]
