@@ -127,12 +127,14 @@ def _disconnect() -> None:
         ray.shutdown()
 
 
-def watch(done: threading.Event, rows: Callable[[], int], on_lost: Callable[[str, bool], None]) -> None:
+def watch(done: threading.Event, rows: Callable[[], int], on_lost: Callable[[str, bool], None]) -> threading.Thread:
     """Until `done`, watch the cluster a run uses; call `on_lost(reason, gone)` once if it cannot go on.
 
     Nothing in Ray tells a driver in time: its calls just wait. `gone` (the GCS stopped accepting
     connections for LOST_AFTER_S): the cluster is lost. Not gone: a node the run started with left
     and, for NODE_GRACE_S since, no image was done (Ray could not reschedule the work on the rest).
+    Returns the thread that asks Ray for its nodes: it ends once `on_lost` is called, so that a caller
+    about to shut Ray down can wait for it.
     """
     import ray
 
@@ -157,7 +159,7 @@ def watch(done: threading.Event, rows: Callable[[], int], on_lost: Callable[[str
 
     def check_nodes() -> None:
         last_rows, moved = rows(), time.time()
-        while not done.wait(2.0):
+        while not done.wait(2.0) and not fired.locked():
             if rows() != last_rows:
                 last_rows, moved = rows(), time.time()
             try:
@@ -172,7 +174,9 @@ def watch(done: threading.Event, rows: Callable[[], int], on_lost: Callable[[str
                 )
 
     threading.Thread(target=probe_gcs, name="gcs-watch", daemon=True).start()
-    threading.Thread(target=check_nodes, name="node-watch", daemon=True).start()
+    node_watch = threading.Thread(target=check_nodes, name="node-watch", daemon=True)
+    node_watch.start()
+    return node_watch
 
 
 def node_label(address: str, node_id: str) -> str:

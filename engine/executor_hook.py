@@ -51,14 +51,28 @@ def shutdown_current() -> bool:
     return True
 
 
-def abort_current(error: Exception) -> bool:
+def abort_current(error: Exception, stop_loop: bool = False) -> bool:
     """End the running execution at once with `error`: its consumer raises it instead of waiting for output.
 
-    For a cluster that went away, where Ray Data's own shutdown would wait on calls that never return.
+    With `stop_loop` (a cluster that went away): Ray Data's scheduling loop ends after its current step
+    and Ray Data's own shutdown becomes a no-op, since it would wait on calls that never return;
+    `join_stopped` then waits for the loop, so that nothing is still calling Ray when Ray is shut down.
     """
     with _lock:
         executor = _current.pop("executor", None)
+        if executor is not None and stop_loop:
+            _current["stopping"] = executor
     if executor is None:
         return False
+    if stop_loop:
+        executor._shutdown = True
     executor._output_node[1].mark_finished(error)
     return True
+
+
+def join_stopped(timeout: float) -> None:
+    """Wait up to `timeout` for the scheduling loop that `abort_current(stop_loop=True)` ended."""
+    with _lock:
+        executor = _current.pop("stopping", None)
+    if executor is not None:
+        executor.join(timeout)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
 DONE = ("finished", "failed", "stopped")
 SAMPLE_ROWS = 8
+QUIET_S = 2.0  # how long a run's threads are given to stop calling Ray before a gone cluster is dropped
+DROP_AFTER_S = 60.0  # a run that has not ended this long after its cluster went away: drop the cluster anyway
 WARM_WORKERS = 8  # fresh torch-ready workers kept idle per node between runs (and no more than CPUs)
 
 
@@ -60,6 +62,8 @@ class Run:
         self._done = threading.Event()
         self._unwatch = threading.Event()  # set when the run ends: stop checking that the cluster is there
         self._lost: str | None = None  # why the cluster went away, if it did
+        self._gone = False  # ...and whether it is gone altogether (its GCS stopped answering)
+        self._node_watch: threading.Thread | None = None  # asks Ray for its nodes while the run goes
         self.persist = lambda: None  # set by the runner: writes the run to the store
         self._persisted_at = 0.0
 
@@ -114,7 +118,9 @@ class Run:
             self.status, self.phase = "starting", "connecting to Ray"
             self.persist()
             cluster.connect(self.config.address)
-            cluster.watch(self._unwatch, lambda: (self.timeseries() or [{"rows": 0}])[-1]["rows"], self._lose_cluster)
+            self._node_watch = cluster.watch(
+                self._unwatch, lambda: (self.timeseries() or [{"rows": 0}])[-1]["rows"], self._lose_cluster
+            )
             cluster.check_resources(self.config.num_gpus, self.config.concurrency * self.config.model_stages)
             executor_hook.install()
             reporter = get_reporter()
@@ -128,6 +134,8 @@ class Run:
                 on_sample=lambda: self._persist_every(2.0),
             ).start()
             self._consume(reporter)
+            if self._lost:  # the pipeline ended early because the cluster did
+                raise cluster.ClusterError(self._lost)
             if not self._stop.is_set():
                 _check_some_images_read(self.config, ray.get(reporter.snapshot.remote(with_loads=True)))
             status = "stopped" if self._stop.is_set() else "finished"
@@ -141,11 +149,30 @@ class Run:
                 self._wrap_up(reporter, "failed", self._lost or one_line(exc, self.config))
 
     def _lose_cluster(self, reason: str, gone: bool) -> None:
-        """The run cannot go on: fail it with `reason`; drop a cluster that is `gone` before Ray ends the process."""
-        self._lost = reason
-        if gone:
+        """The run cannot go on: fail it with `reason`.
+
+        A cluster that is `gone` is dropped by the run itself as it ends, once none of its threads calls
+        Ray any more (a Ray call made while Ray shuts down ends the whole process). Should the run not end
+        within DROP_AFTER_S, it is dropped from here, before Ray's own limit ends the process.
+        """
+        self._lost, self._gone = reason, gone
+        executor_hook.abort_current(cluster.ClusterError(reason), stop_loop=gone)
+        if gone and not self._done.wait(DROP_AFTER_S):
             cluster.disconnect()
-        executor_hook.abort_current(cluster.ClusterError(reason))
+
+    def _drop_gone_cluster(self) -> None:
+        """Quiet this run's threads that call Ray, then drop the connection to the cluster that went away.
+
+        Each thread is told to make no further Ray call, and given QUIET_S to finish what it is doing.
+        One blocked on the dead GCS stays blocked until the shutdown ends its call with an error.
+        """
+        deadline = time.time() + QUIET_S
+        if self.sampler:
+            self.sampler.stop(final=False, wait_s=QUIET_S)
+        executor_hook.join_stopped(timeout=max(0.0, deadline - time.time()))
+        if self._node_watch:
+            self._node_watch.join(timeout=max(0.0, deadline - time.time()))
+        cluster.disconnect()
 
     def _consume(self, reporter) -> None:
         from engine.pipeline import build
@@ -179,9 +206,11 @@ class Run:
         ended = time.time()
         workers = {}
         try:
-            if self.sampler:
+            if self._gone:
+                self._drop_gone_cluster()
+            elif self.sampler:
                 self.sampler.stop()
-            if reporter is not None:
+            if reporter is not None and not self._gone:
                 import ray
 
                 workers = ray.get(reporter.snapshot.remote(with_loads=True), timeout=10)

@@ -130,11 +130,20 @@ class MetricsSampler:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, final: bool = True, wait_s: float = 5.0) -> None:
+        """End sampling, waiting up to `wait_s` for a reading in flight; a second call does nothing.
+
+        With `final`, a last point (so the series ends at the end) and the GPU readers freed. Without it
+        (the cluster went away and Ray is about to be shut down), no further Ray call: one made while Ray
+        shuts down ends the whole process.
+        """
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self._thread.join(timeout=5)
-        self.sample()  # a last point, so the series ends at the end
-        self.gpus.close()
+        self._thread.join(timeout=wait_s)
+        if final:
+            self.sample()
+            self.gpus.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

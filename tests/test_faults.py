@@ -36,6 +36,41 @@ def test_losing_a_node_then_the_whole_cluster_fails_runs_in_one_line_and_the_nex
     assert fresh["status"] == "finished" and fresh["recorded"] == ["finished", None]
 
 
+def test_a_sampler_stopped_for_a_gone_cluster_makes_no_further_ray_call(ray_local):
+    """A Ray call made while Ray shuts down ends the whole process (it once took CI's lost-cluster run down)."""
+    from engine.samplers import MetricsSampler
+
+    calls = []
+    reading = {"rows": 0, "model_loads": 0}
+    sampler = MetricsSampler(time.time(), lambda: calls.append(1) or reading, interval=0.05).start()
+    while len(calls) < 3:
+        time.sleep(0.05)
+    sampler.stop(final=False)
+    made = len(calls)
+    time.sleep(0.3)
+    sampler.stop()  # the run's own wrap-up stops it again: nothing more either
+    assert len(calls) == made == len(sampler.points)
+
+
+def test_aborting_for_a_gone_cluster_ends_ray_datas_loop_and_its_consumer(ray_local):
+    from engine import executor_hook
+
+    def slow(batch):
+        time.sleep(0.05)
+        return batch
+
+    executor_hook.install()
+    batches = iter(ray.data.range(2000, override_num_blocks=200).map_batches(slow).iter_batches(batch_size=None))
+    next(batches)
+    loop = executor_hook._current["executor"]
+    assert executor_hook.abort_current(RuntimeError("cluster gone"), stop_loop=True)
+    with pytest.raises(RuntimeError, match="cluster gone"):
+        for _ in batches:
+            pass
+    executor_hook.join_stopped(timeout=10)
+    assert not loop.is_alive()  # nothing of Ray Data's calls Ray any more: it may be shut down
+
+
 def test_cuda_out_of_memory_raised_in_ray_becomes_the_batch_size_advice(ray_local):
     import torch
 
