@@ -12,6 +12,7 @@ import os
 import threading
 import time
 
+from engine.cluster import ClusterError, held
 from engine.config import RunConfig
 from engine.data import cache_dir, synthetic_image
 
@@ -81,8 +82,11 @@ def measure(config: RunConfig) -> dict:
     """Measure (on one GPU if the run asks for one, else one CPU) and cache the ceiling."""
     import ray
 
-    task = ray.remote(num_gpus=1 if config.num_gpus > 0 else 0, num_cpus=1)(_bare_forward)
-    result = ray.get(task.remote(config))
+    with held("measuring the ceiling") as connected:
+        if not connected:
+            raise ClusterError("not connected to Ray: the ceiling is measured on its workers")
+        task = ray.remote(num_gpus=1 if config.num_gpus > 0 else 0, num_cpus=1)(_bare_forward)
+        result = ray.get(task.remote(config))
     result["measured_at"] = time.time()
     with _lock:
         table = _read()

@@ -11,8 +11,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from engine.errors import redact
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _lock = threading.Lock()
 _connected: dict[str, str | None] = {}
+_users: list[tuple[str, bool]] = []  # what holds the current connection, and whether briefly; a switch needs none
+_idle = threading.Condition()
 # Ray's local processes die with the *thread* that started them (Linux parent-death
 # signal), and Streamlit runs each script pass on a short-lived thread. So Ray is
 # always started from this one thread, which lives as long as the process.
@@ -49,23 +52,76 @@ class NodeInfo:
     heap_bytes: float = 0.0  # Ray's "memory" resource: what tasks and actors may use beside the object store
 
 
-def connect(address: str | None = None) -> str:
+def connect(address: str | None = None, wait_s: float = 0.0) -> str:
     """Start or join Ray once and reuse it; return a label for where we are.
 
-    With no address (and no RAY_ADDRESS), an embedded local Ray is started.
-    A different address from the current one reconnects.
+    With no address (and no RAY_ADDRESS), an embedded local Ray is started. A different address from
+    the current one reconnects once nothing uses the current one: it waits up to `wait_s` for brief
+    holders (`held`), and fails at once, with ClusterError, under a long one (`using`: a run). Ray
+    ends a process whose threads call it while it shuts down: a switch under a run would end the app.
     """
-    return _owner.submit(_connect, address).result()
+    return _owner.submit(_connect, address, wait_s).result()
 
 
-def _connect(address: str | None) -> str:
+@contextmanager
+def using(address: str | None, what: str, wait_s: float = 0.0) -> Iterator[str]:
+    """`connect`, then keep the connection for the block; `what` ("a run") names it to a would-be switch."""
+    label = _owner.submit(_connect, address, wait_s, what).result()
+    try:
+        yield label
+    finally:
+        _release(what)
+
+
+@contextmanager
+def held(what: str) -> Iterator[bool]:
+    """Keep whatever Ray is connected now for a brief block; yields False (keeping nothing) when none is."""
+    import ray
+
+    with _lock:
+        connected = ray.is_initialized()
+        if connected:
+            _hold(what, brief=True)
+    try:
+        yield connected
+    finally:
+        if connected:
+            _release(what)
+
+
+def _hold(what: str, brief: bool = False) -> None:
+    with _idle:
+        _users.append((what, brief))
+
+
+def _release(what: str) -> None:
+    with _idle:
+        _users.remove(next(user for user in _users if user[0] == what))
+        _idle.notify_all()
+
+
+def _wait_until_unused(wanted: str | None, wait_s: float) -> None:
+    """Wait (up to `wait_s`, while every holder is brief) until nothing holds the connection, or fail."""
+    with _idle:
+        _idle.wait_for(lambda: not _users or not all(brief for _, brief in _users), timeout=wait_s)
+        if _users:
+            busy = " and ".join(dict.fromkeys(what for what, _ in _users))
+            raise ClusterError(
+                f"{_label(_connected.get('address'))} is busy with {busy}: {_label(wanted)} can be used once it ends"
+            )
+
+
+def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) -> str:
     import ray
 
     wanted = address or os.environ.get("RAY_ADDRESS") or None
     with _lock:
         if ray.is_initialized() and _connected.get("address") == wanted:
+            if user:
+                _hold(user)
             return _label(wanted)
         if ray.is_initialized():
+            _wait_until_unused(wanted, wait_s)
             ray.shutdown()
         os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", DRIVER_RECONNECT_TIMEOUT_S)
         ray._raylet.Config.initialize("")  # re-read the environment, as Ray does when it turns token auth on
@@ -97,6 +153,8 @@ def _connect(address: str | None) -> str:
         from engine.reporter import forget_reporter
 
         forget_reporter()  # a new Ray session: the old reporter's handle is void
+        if user:
+            _hold(user)
         return _label(wanted)
 
 

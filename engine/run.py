@@ -7,6 +7,7 @@ pipeline, the caller gets a status and a one-line error, never an exception.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import queue
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
 DONE = ("finished", "failed", "stopped")
 SAMPLE_ROWS = 8
+SWITCH_WAIT_S = 120.0  # a run for another address waits this long for warm-up (or a ceiling) to let go of Ray
 QUIET_S = 2.0  # how long a run's threads are given to stop calling Ray before a gone cluster is dropped
 DROP_AFTER_S = 60.0  # a run that has not ended this long after its cluster went away: drop the cluster anyway
 WARM_WORKERS = 8  # fresh torch-ready workers kept idle per node between runs (and no more than CPUs)
@@ -114,39 +116,40 @@ class Run:
             return self._finish("stopped")
         reporter = None
         self.launched_at = time.time()
-        try:
-            self.status, self.phase = "starting", "connecting to Ray"
-            self.persist()
-            cluster.connect(self.config.address)
-            self._node_watch = cluster.watch(
-                self._unwatch, lambda: (self.timeseries() or [{"rows": 0}])[-1]["rows"], self._lose_cluster
-            )
-            cluster.check_resources(self.config.num_gpus, self.config.concurrency * self.config.model_stages)
-            executor_hook.install()
-            reporter = get_reporter()
-            import ray
+        with contextlib.ExitStack() as connection:  # closed after the wrap-up: no address switch until then
+            try:
+                self.status, self.phase = "starting", "connecting to Ray"
+                self.persist()
+                connection.enter_context(cluster.using(self.config.address, "a run", wait_s=SWITCH_WAIT_S))
+                self._node_watch = cluster.watch(
+                    self._unwatch, lambda: (self.timeseries() or [{"rows": 0}])[-1]["rows"], self._lose_cluster
+                )
+                cluster.check_resources(self.config.num_gpus, self.config.concurrency * self.config.model_stages)
+                executor_hook.install()
+                reporter = get_reporter()
+                import ray
 
-            ray.get(reporter.reset.remote(self.id), timeout=60)
-            self.marks["connected"] = time.time()
-            self.sampler = MetricsSampler(
-                self.launched_at,
-                lambda: ray.get(reporter.snapshot.remote(), timeout=10),
-                on_sample=lambda: self._persist_every(2.0),
-            ).start()
-            self._consume(reporter)
-            if self._lost:  # the pipeline ended early because the cluster did
-                raise cluster.ClusterError(self._lost)
-            if not self._stop.is_set():
-                _check_some_images_read(self.config, ray.get(reporter.snapshot.remote(with_loads=True)))
-            status = "stopped" if self._stop.is_set() else "finished"
-            self._wrap_up(reporter, status, None)
-        except BaseException as exc:  # noqa: BLE001 - a run must never take its caller down
-            if self._stop.is_set():
-                self._wrap_up(reporter, "stopped", None)
-            else:
-                # the traceback as text: a log record holding the live exception would keep the pool's actors
-                log.warning("run %s failed\n%s", self.id, redact(traceback.format_exc()))
-                self._wrap_up(reporter, "failed", self._lost or one_line(exc, self.config))
+                ray.get(reporter.reset.remote(self.id), timeout=60)
+                self.marks["connected"] = time.time()
+                self.sampler = MetricsSampler(
+                    self.launched_at,
+                    lambda: ray.get(reporter.snapshot.remote(), timeout=10),
+                    on_sample=lambda: self._persist_every(2.0),
+                ).start()
+                self._consume(reporter)
+                if self._lost:  # the pipeline ended early because the cluster did
+                    raise cluster.ClusterError(self._lost)
+                if not self._stop.is_set():
+                    _check_some_images_read(self.config, ray.get(reporter.snapshot.remote(with_loads=True)))
+                status = "stopped" if self._stop.is_set() else "finished"
+                self._wrap_up(reporter, status, None)
+            except BaseException as exc:  # noqa: BLE001 - a run must never take its caller down
+                if self._stop.is_set():
+                    self._wrap_up(reporter, "stopped", None)
+                else:
+                    # the traceback as text: a log record holding the live exception would keep the pool's actors
+                    log.warning("run %s failed\n%s", self.id, redact(traceback.format_exc()))
+                    self._wrap_up(reporter, "failed", self._lost or one_line(exc, self.config))
 
     def _lose_cluster(self, reason: str, gone: bool) -> None:
         """The run cannot go on: fail it with `reason`.
@@ -323,18 +326,20 @@ class Runner:
         # memory they hold) would stay until Python's next cycle collection, which an idle app may never run.
         gc.collect()
         used = (run.summary or {}).get("workers") or 0
-        if self.warm_workers and used:
-            # replace the fresh workers the run's actors took (about one per worker that reported), without waiting
-            keep_warm(min(used, self.warm_per_node), wait=False)
+        with cluster.held("warming workers") as connected:
+            if connected and self.warm_workers and used:
+                # replace the fresh workers the run's actors took (about one per worker that reported), at once
+                keep_warm(min(used, self.warm_per_node), wait=False)
 
     def _rewarm(self) -> None:
         """Fill Ray's pool with idle torch-ready workers for the next Launch."""
         import ray
 
-        if ray.is_initialized():
-            cpus = int(ray.cluster_resources().get("CPU", 1))
-            self.warm_per_node = min(WARM_WORKERS, cpus)
-            self.warm_workers = keep_warm(self.warm_per_node)
+        with cluster.held("warming workers") as connected:
+            if connected:
+                cpus = int(ray.cluster_resources().get("CPU", 1))
+                self.warm_per_node = min(WARM_WORKERS, cpus)
+                self.warm_workers = keep_warm(self.warm_per_node)
         self.warming = False
 
 

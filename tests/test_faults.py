@@ -36,6 +36,36 @@ def test_losing_a_node_then_the_whole_cluster_fails_runs_in_one_line_and_the_nex
     assert fresh["status"] == "finished" and fresh["recorded"] == ["finished", None]
 
 
+def test_an_address_switch_waits_for_brief_holders_and_never_for_a_run(ray_local):
+    import threading
+
+    from engine import cluster
+
+    with cluster.using(None, "a run") as label:
+        assert cluster.connect(None) == label == "local embedded Ray"  # the same address is fine
+        started = time.time()
+        with pytest.raises(
+            cluster.ClusterError,
+            match="^local embedded Ray is busy with (warming workers and )?a run: .* once it ends$",
+        ):
+            cluster.connect("127.0.0.1:1", wait_s=30)
+        assert time.time() - started < 5 and ray.is_initialized()  # refused at once, Ray untouched
+
+    def warm_briefly():
+        with cluster.held("warming workers") as connected:
+            assert connected
+            time.sleep(1.0)
+
+    warming = threading.Thread(target=warm_briefly)
+    warming.start()
+    time.sleep(0.2)
+    started = time.time()
+    with pytest.raises(cluster.ClusterError, match="busy with warming workers"):
+        cluster.connect("127.0.0.1:1", wait_s=0.3)  # waits for it (too briefly here: the session's Ray stays)
+    assert time.time() - started >= 0.3
+    warming.join()
+
+
 def test_a_sampler_stopped_for_a_gone_cluster_makes_no_further_ray_call(ray_local):
     """A Ray call made while Ray shuts down ends the whole process (it once took CI's lost-cluster run down)."""
     from engine.samplers import MetricsSampler

@@ -117,3 +117,18 @@ def test_compare_page_races_both_pipelines_and_lists_history(ray_local):
     run_until(at, both_done, timeout=240)
     assert any(d.label == "Download CSV" for d in at.get("download_button"))
     assert at.dataframe and len(at.dataframe[0].value) >= 2
+
+
+def test_a_new_ray_address_during_a_run_is_refused_at_once_in_one_line_and_ray_stays(app):
+    from engine import cluster
+
+    with cluster.using(None, "a run"):  # as a run holds it (a switch under it would end the app's process)
+        started = time.time()
+        app.text_input(key="ray_address").set_value("127.0.0.1:1").run()
+        assert time.time() - started < 30  # not the wait granted to warm-up
+        (error,) = app.error  # (warming workers, started by the first page, may be named too)
+        assert error.value.startswith("local embedded Ray is busy with ") and "a run" in error.value
+        assert error.value.endswith(": Ray cluster at 127.0.0.1:1 can be used once it ends")
+    assert cluster.connected_address() is None
+    app.session_state["ray_address"] = ""  # (AppTest drops the sidebar's widgets after an error there)
+    assert not app.run().error

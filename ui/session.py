@@ -16,10 +16,13 @@ def shared_runner():
     return runner()
 
 
+BRIEF_WAIT_S = 60.0  # a new address waits this long for warm-up or a ceiling to let go of Ray (never for a run)
+
+
 @st.cache_resource(show_spinner="Starting Ray…")
 def ray_connection(address: str | None) -> dict:
     """Start (or join) Ray once per address; return what the cluster has."""
-    label = cluster.connect(address)
+    label = cluster.connect(address, wait_s=BRIEF_WAIT_S)
     shared_runner().warm_up()
     alive = [n for n in cluster.nodes() if n.alive]
     return {
