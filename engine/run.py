@@ -90,7 +90,7 @@ class Run:
         try:
             import ray
 
-            if ray.is_initialized():
+            if ray.is_initialized() and not self._gone:  # (a gone cluster is being dropped: no Ray call now)
                 get_reporter().request_stop.remote(self.id)
         except Exception as exc:
             log.debug("could not tell workers to stop: %s", exc)

@@ -66,6 +66,17 @@ def test_an_address_switch_waits_for_brief_holders_and_never_for_a_run(ray_local
     warming.join()
 
 
+def test_stop_after_the_cluster_went_away_makes_no_ray_call(ray_local, tiny, monkeypatch):
+    import engine.run
+    from engine.run import Run
+
+    run = Run(tiny)
+    run.status, run._gone = "running", True  # as after the GCS stopped answering, while the run drops it
+    monkeypatch.setattr(engine.run, "get_reporter", lambda: pytest.fail("a Ray call while Ray may be shutting down"))
+    run.stop()
+    assert run._stop.is_set()
+
+
 def test_a_sampler_stopped_for_a_gone_cluster_makes_no_further_ray_call(ray_local):
     """A Ray call made while Ray shuts down ends the whole process (it once took CI's lost-cluster run down)."""
     from engine.samplers import MetricsSampler
