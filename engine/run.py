@@ -211,12 +211,13 @@ class Run:
         try:
             if self._gone:
                 self._drop_gone_cluster()
-            elif self.sampler:
-                self.sampler.stop()
-            if reporter is not None and not self._gone:
-                import ray
+            else:
+                if self.sampler:
+                    self.sampler.stop()
+                if reporter is not None:
+                    import ray
 
-                workers = ray.get(reporter.snapshot.remote(with_loads=True), timeout=10)
+                    workers = ray.get(reporter.snapshot.remote(with_loads=True), timeout=10)
         except Exception as exc:
             log.debug("final readings incomplete: %s", exc)
         try:
@@ -326,10 +327,10 @@ class Runner:
         # memory they hold) would stay until Python's next cycle collection, which an idle app may never run.
         gc.collect()
         used = (run.summary or {}).get("workers") or 0
-        with cluster.held("warming workers") as connected:
-            if connected and self.warm_workers and used:
-                # replace the fresh workers the run's actors took (about one per worker that reported), at once
-                keep_warm(min(used, self.warm_per_node), wait=False)
+        if self.warm_workers and used:
+            with cluster.held("warming workers") as connected:
+                if connected:  # replace the fresh workers the run's actors took (about one per worker), at once
+                    keep_warm(min(used, self.warm_per_node), wait=False)
 
     def _rewarm(self) -> None:
         """Fill Ray's pool with idle torch-ready workers for the next Launch."""
