@@ -7,7 +7,7 @@ All cases run in one process, one after another, with the same model, precision,
 batch size and deterministic synthetic images (`engine.data.synthetic_image`):
 
 - ceiling: the bare model on uint8 images already on the device (normalise,
-  channels_last, cast and CUDA graph as the engine's Predictor does), timed after warm-up with
+  channels_last and cast as the engine's Predictor does), timed after warm-up with
   CUDA synchronised. No data loading at all: the upper bound for everything else.
 - naive: the engine's naive pipeline (model built per batch, one image at a time).
 - seed_actor: a tutorial-style Ray Data actor pipeline written here: float
@@ -85,23 +85,23 @@ def say(message: str) -> None:
 class TorchModel:
     """engine.inference.Predictor's own preprocessing and forward pass, called outside Ray."""
 
-    def __init__(self, name: str, precision: str, batch_size: int) -> None:
+    def __init__(self, name: str, precision: str) -> None:
         from engine.inference import Predictor
 
-        self.predictor = Predictor(name, None, precision, batch_size=batch_size)
+        self.predictor = Predictor(name, None, precision)
         self.device = self.predictor.device
 
     def logits(self, nchw_uint8):
         import torch
 
         with torch.inference_mode():
-            return self.predictor.forward(nchw_uint8.permute(0, 2, 3, 1))
+            return self.predictor.logits(nchw_uint8.permute(0, 2, 3, 1))
 
     def classify(self, nchw_uint8) -> dict[str, np.ndarray]:
         """Logits -> label index and confidence on the host, as Predictor returns them."""
         import torch
 
-        conf, idx = torch.softmax(self.logits(nchw_uint8), dim=1).max(dim=1)
+        conf, idx = torch.softmax(self.logits(nchw_uint8).float(), dim=1).max(dim=1)
         return {"label_index": idx.cpu().numpy().astype(np.int32), "confidence": conf.cpu().numpy()}
 
 
@@ -175,8 +175,8 @@ class GpuDecodePredictor:
     decoder and CUDA stream.
     """
 
-    def __init__(self, model_name: str, precision: str, batch_size: int, decoder: str) -> None:
-        self.model = TorchModel(model_name, precision, batch_size)
+    def __init__(self, model_name: str, precision: str, decoder: str) -> None:
+        self.model = TorchModel(model_name, precision)
         self.decoder = decoder  # "nvimgcodec" or "torchvision"
         self._local = threading.local()
 
@@ -329,7 +329,7 @@ class Bench:
 
     def ceiling(self) -> dict[str, Any]:
         a = self.args
-        model = TorchModel(a.model, a.precision, a.batch_size)
+        model = TorchModel(a.model, a.precision)
         images = np.stack([synthetic_image(i, a.image_size) for i in range(a.batch_size)])
         x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
         # GPU: a fixed count after warm-up (cudnn autotuning). CPU: a few batches, about 5 s.
@@ -377,7 +377,7 @@ class Bench:
                 return torch.from_numpy(synthetic_image(i, a.image_size))
 
         workers = min(8, os.cpu_count() or 1)
-        model = TorchModel(a.model, a.precision, a.batch_size)
+        model = TorchModel(a.model, a.precision)
         t0 = time.perf_counter()
         loader = DataLoader(Synthetic(), batch_size=a.batch_size, num_workers=workers, pin_memory=self.cuda)
 
@@ -399,8 +399,7 @@ class Bench:
         paths = [files[i % len(files)] for i in range(self.jpeg_images)]  # the files again, in turn, if fewer
         configure_context(self.tuned)
         decoder = nvimgcodec_or_torchvision() if self.args.gpu_decoder == "auto" else self.args.gpu_decoder
-        kwargs = {"model_name": self.tuned.model, "precision": self.tuned.precision,
-                  "batch_size": self.tuned.batch_size, "decoder": decoder}  # fmt: skip
+        kwargs = {"model_name": self.tuned.model, "precision": self.tuned.precision, "decoder": decoder}
         t0 = time.perf_counter()
         ds = self._actor_map(ray.data.read_binary_files(paths, include_paths=True), GpuDecodePredictor, kwargs, True)
         return {**measure_ray(ds, t0), "decode_device": self.device, "decoder": kwargs["decoder"],
@@ -426,7 +425,7 @@ class Bench:
         files = self._jpegs(min(a.batch_size * (8 if self.cuda else 2), self.jpeg_images))
         blobs = [open(p, "rb").read() for p in files]
         batches = [blobs[i : i + a.batch_size] for i in range(0, len(blobs), a.batch_size)]
-        model = TorchModel(a.model, a.precision, a.batch_size)
+        model = TorchModel(a.model, a.precision)
         sync = torch.cuda.synchronize if self.cuda else (lambda: None)
 
         def rate(step: Callable[[list[bytes]], Any], rounds: int = 3 if self.cuda else 1) -> float:

@@ -50,24 +50,24 @@ def cached(config: RunConfig) -> dict | None:
 
 
 def _bare_forward(config: RunConfig) -> dict:
-    """Runs on the worker: time `Predictor.forward` on a uint8 batch that never leaves the device."""
+    """Runs on the worker: time `Predictor.logits` on a uint8 batch that never leaves the device."""
     import numpy as np
     import torch
 
     from engine.inference import Predictor
 
-    predictor = Predictor(config.model, config.weights_file, config.precision, batch_size=config.batch_size)
+    predictor = Predictor(config.model, config.weights_file, config.precision)
     device = predictor.device
     images = np.stack([synthetic_image(i, config.image_size) for i in range(config.batch_size)])
     batch = torch.from_numpy(images).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
         for _ in range(5 if device.type == "cuda" else 1):  # warm-up (cudnn picks its kernels)
-            predictor.forward(batch)
+            predictor.logits(batch)
         sync()
         start, done = time.perf_counter(), 0
         while time.perf_counter() - start < MIN_SECONDS or done < 3:
-            predictor.forward(batch)
+            predictor.logits(batch)
             done += 1
             if device.type == "cuda" and done % 10:
                 continue

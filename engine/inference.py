@@ -20,7 +20,6 @@ from engine.reporter import ReportClient, now, worker_id
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-_capture_lock = threading.Lock()
 
 
 def _dtype(precision: str):
@@ -84,21 +83,11 @@ def sleep_while_waiting_for_gpu() -> int | None:
     return cudart.cudaSetDeviceFlags(4)  # cudaDeviceScheduleBlockingSync
 
 
-def cuda_graphs_enabled() -> bool:
-    """Whether `Predictor` replays CUDA graphs on a GPU: yes unless `PLAYGROUND_CUDA_GRAPHS=off`."""
-    return os.environ.get("PLAYGROUND_CUDA_GRAPHS") != "off"
-
-
 class Predictor:
     """Loads the model once per actor; each call is one batched forward pass.
 
     Several calls may run at once on threads (`engine.pipeline.actor_pool`); each
     thread has its own CUDA stream, so one call's copy can overlap another's compute.
-
-    On a GPU, a batch of exactly `batch_size` images replays a CUDA graph of the
-    forward pass, captured on each thread's first such batch: one launch instead of
-    hundreds, so threads do not queue for the GIL between the model's ops. Other
-    sizes (a block's remainder) run eagerly. `PLAYGROUND_CUDA_GRAPHS=off` runs every batch eagerly.
 
     In a two-model ensemble the first stage runs with `emit_logits`: it passes
     the images on with its logits, and the second stage averages its own logits
@@ -113,7 +102,6 @@ class Predictor:
         reporter=None,
         run_id: str = "",
         emit_logits: bool = False,
-        batch_size: int | None = None,
     ) -> None:
         import torch
 
@@ -131,7 +119,6 @@ class Predictor:
         self.model = model
         self.names = class_names(model_name)
         self._local = threading.local()
-        self.graph_batch_size = batch_size if self.device.type == "cuda" and cuda_graphs_enabled() else None
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN, device=self.device).view(shape) * 255
         self.std = torch.tensor(STD, device=self.device).view(shape) * 255
@@ -152,40 +139,6 @@ class Predictor:
         with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
             return self.model(x)
 
-    def forward(self, nhwc_uint8):
-        """Float32 logits for uint8 images on the device: this thread's CUDA graph where it applies, else eager.
-
-        A graph's output tensor is reused: it is valid until this thread's next call.
-        """
-        import torch
-
-        if nhwc_uint8.shape[0] != self.graph_batch_size:
-            return self.logits(nhwc_uint8).float()
-        caller = torch.cuda.current_stream()
-        with self.stream():
-            torch.cuda.current_stream().wait_stream(caller)
-            graph, images, logits = self._graph(tuple(nhwc_uint8.shape))
-            images.copy_(nhwc_uint8, non_blocking=True)
-            graph.replay()
-        caller.wait_stream(self._local.stream)
-        return logits
-
-    def _graph(self, shape: tuple[int, ...]):
-        """This thread's CUDA graph of `logits` on its own input buffer, captured after a warm-up (cudnn's choice)."""
-        import torch
-
-        if not hasattr(self._local, "graph"):
-            images = torch.zeros(shape, dtype=torch.uint8, device=self.device)
-            with _capture_lock:  # one capture at a time; other threads' eager work may go on
-                for _ in range(3):
-                    self.logits(images)
-                self._local.stream.synchronize()
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, stream=self._local.stream, capture_error_mode="thread_local"):
-                    logits = self.logits(images).float()
-            self._local.graph = (graph, images, logits)
-        return self._local.graph
-
     def stream(self):
         """A CUDA stream per calling thread: one call's copy to the GPU overlaps another's compute."""
         import torch
@@ -202,7 +155,7 @@ class Predictor:
         start = now()
         with torch.inference_mode(), self.stream():
             images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
-            logits = self.forward(images.to(self.device, non_blocking=True))
+            logits = self.logits(images.to(self.device, non_blocking=True)).float()
             if self.emit_logits:
                 return {"key": batch["key"], "image": batch["image"], "logits": logits.cpu().numpy()}
             if "logits" in batch:

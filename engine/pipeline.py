@@ -85,7 +85,6 @@ def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_
             "reporter": reporter,
             "run_id": run_id,
             "emit_logits": emit_logits,
-            "batch_size": config.batch_size,
         },
         batch_size=config.batch_size,
         compute=actor_pool(config),
