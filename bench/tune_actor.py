@@ -1,7 +1,7 @@
 """Which actor settings feed one GPU best, and where does each spend its time? Real engine runs, side by side.
 
     python -m bench.tune_actor --model resnet50 --precision bf16 --batch-size 256 --images 20000 \
-        [--layouts 1x1x3x64,4x0.25x2x64x2048]
+        [--layouts 1x1x3x64,4x0.25x2x64x2048] [--warm-up-images 5000]
 
 A layout is ACTORSxGPUS_PER_ACTORxBATCHES_IN_FLIGHT_PER_ACTORxBLOCK_MB[xOBJECT_STORE_LIMIT_MB].
 Each cell is a real engine run on synthetic images; it records steady images/sec,
@@ -9,6 +9,11 @@ GPU utilisation, time to first result, and Ray Data's per-operator profile (wall
 task and CPU time, backpressure), so a gap to the GPU's ceiling can be put on a
 stage. The engine's defaults come from the best cell: record the command and the
 table with them.
+
+Before the cells, an untimed run of the first layout (`--warm-up-images`, 0 for none):
+on an H200 each process's first cell started some 9 s later and ran 15-20 % slower than
+the same layout later on (bench/results/2026-12-02-nvidia-h200-tune-actor-blocks.json),
+which made the first layout look worse than it is.
 """
 
 from __future__ import annotations
@@ -53,13 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--layouts", default=DEFAULT_LAYOUTS, help="comma list of layouts (see above)")
+    parser.add_argument("--warm-up-images", type=int, default=5000, help="untimed run of the first layout first")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
     try:
         layouts = [parse_layout(t) for t in args.layouts.split(",")]
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))  # one line, exit 2
+    if args.warm_up_images < 0:
+        parser.error("--warm-up-images must be 0 or more")
     cluster.connect(None)
     runner().warm_up(wait=True)
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
@@ -67,14 +76,28 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.tune_actor " + " ".join(argv)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-tune-actor.json")
-    rows = []
-    for actors, share, calls, block, limit in layouts:
-        config = RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size,
-                           images=args.images, concurrency=actors, num_gpus=share * gpus,
-                           calls_per_actor=calls, block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
+    rows, warm_up = [], None
+
+    def layout_config(layout: tuple, images: int) -> RunConfig:
+        actors, share, calls, block, limit = layout
+        return RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=images,
+                         image_size=args.image_size, concurrency=actors, num_gpus=share * gpus, calls_per_actor=calls, block_size_mb=block,
+                         object_store_limit_mb=limit)  # fmt: skip
+
+    def run_to_end(config: RunConfig):
         wait_for_quiet_cpu()  # the last run's teardown and worker refill must not slow this one
         run = start(config)
         run.wait()
+        return run
+
+    if args.warm_up_images:
+        s = run_to_end(layout_config(layouts[0], args.warm_up_images)).summary
+        warm_up = {"layout": args.layouts.split(",")[0], "images": args.warm_up_images, "status": s["status"],
+                   "first_result_s": s["first_result_s"]}  # fmt: skip
+        print(json.dumps({"warm_up": warm_up}), flush=True)
+    for layout in layouts:
+        actors, share, calls, block, limit = layout
+        run = run_to_end(layout_config(layout, args.images))
         s = run.summary
         row = {"actors": actors, "gpus_per_actor": share * gpus, "calls_per_actor": calls, "block_mb": block,
                "object_store_limit_mb": limit, "status": s["status"], "error": s["error"],
@@ -88,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
         with open(path, "w") as f:  # after every cell, so a run cut short keeps what it measured
-            json.dump({"gpu": gpu, **env, "command": command, "settings": vars(args), "cells": rows}, f, indent=1)
+            json.dump({"gpu": gpu, **env, "command": command, "settings": vars(args), "warm_up": warm_up,
+                       "cells": rows}, f, indent=1)  # fmt: skip
     print("| actors | GPU/actor | calls/actor | block MB | store limit MB | steady img/s | GPU util % | first s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -40,8 +40,10 @@ def pipeline_defaults(pipeline: str, gpu: bool = False) -> dict[str, Any]:
 
     On a GPU the actor defaults are the best cell of `bench.tune_actor` on an H200
     (bench/results/2026-12-01-nvidia-h200-tune-actor-threads.json: 11,309 img/s against
-    9,900 for one actor running three batches at once): 4 actors sharing the GPU
-    (0.25 each), two batches each, batch 256, 64 MB blocks. On a CPU: 1 actor, batch 32, 16 MB.
+    9,900 for one actor running three batches at once; again on 2026-12-02,
+    ...-tune-actor-blocks.json: 12,648-12,755 against 11,068 with 256 MB blocks and 11,588
+    for one actor): 4 actors sharing the GPU (0.25 each), two batches each, batch 256,
+    64 MB blocks. On a CPU: 1 actor, batch 32, 16 MB.
     """
     if pipeline == "naive":
         return {"batch_size": 4, "concurrency": 2, "num_gpus": 0.5 if gpu else 0.0, "block_size_mb": 16}
