@@ -99,8 +99,9 @@ def actor_pool(config: RunConfig):
     Ray Data runs an actor's UDF on one thread unless `enable_true_multi_threading`
     is set, even with several concurrent calls: only the batching overlaps. With it,
     one actor can copy the next batch to the GPU while the previous one computes.
-    (On an H200 three threads still kept one actor's GPU only 63-68 % busy: they
-    contend for the GIL while launching the model's ops. See the README's benchmarks.)
+    (On an H200 three threads still kept one actor's GPU only 63-74 % busy; replaying
+    the forward as a CUDA graph, one launch a batch, did not change that. See the
+    README's benchmarks.)
     """
     from ray.data import ActorPoolStrategy
 
