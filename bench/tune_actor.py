@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     def layout_config(layout: tuple, images: int) -> RunConfig:
         actors, share, calls, block, limit = layout
         return RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=images,
-                         image_size=args.image_size, concurrency=actors, num_gpus=share * gpus, calls_per_actor=calls, block_size_mb=block,
-                         object_store_limit_mb=limit)  # fmt: skip
+                         image_size=args.image_size, concurrency=actors, num_gpus=share * gpus,
+                         calls_per_actor=calls, block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
 
     def run_to_end(config: RunConfig):
         wait_for_quiet_cpu()  # the last run's teardown and worker refill must not slow this one
