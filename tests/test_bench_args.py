@@ -36,21 +36,3 @@ def test_tune_actor_refuses_a_negative_warm_up_in_one_line(capsys):
         tune_actor.main(["--warm-up-images", "-1"])
     assert exit_.value.code == 2
     assert "--warm-up-images must be 0 or more" in capsys.readouterr().err.strip().splitlines()[-1]
-
-
-def test_tune_actor_runs_an_untimed_warm_up_before_its_cells(ray_local, tmp_path, monkeypatch):
-    """A process's first pool starts slower; the warm-up takes that, and is kept apart from the cells."""
-    import json
-
-    from bench import tune_actor
-
-    monkeypatch.setattr(tune_actor, "wait_for_quiet_cpu", lambda: 0.0)  # a 2-core CI host is rarely quiet
-    argv = ["--model", "resnet18", "--precision", "fp32", "--batch-size", "8", "--images", "16", "--image-size", "32"]
-    argv += ["--layouts", "1x0x1x1", "--warm-up-images", "8", "--out", str(tmp_path)]
-    assert tune_actor.main(argv) == 0
-    (path,) = tmp_path.glob("*-tune-actor.json")
-    result = json.loads(path.read_text())
-    assert result["warm_up"] == {"layout": "1x0x1x1", "images": 8, "status": "finished",
-                                 "first_result_s": result["warm_up"]["first_result_s"]}  # fmt: skip
-    (cell,) = result["cells"]
-    assert cell["status"] == "finished" and cell["actors"] == 1 and "--warm-up-images 8" in result["command"]
