@@ -18,6 +18,7 @@ from engine.errors import redact
 from engine.models import MODEL_NAMES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+STOP_WAIT_S = 180.0  # after Ctrl-C, how long to wait for the run to end (it may still be connecting to Ray)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -284,9 +285,12 @@ def _execute(config: RunConfig, quiet: bool) -> dict:
     try:
         _progress(run, config.images, quiet)
     except KeyboardInterrupt:
-        sys.stderr.write("\nstopping...\n")
+        sys.stderr.write("\nstopping... (Ctrl-C again to quit without waiting)\n")
         run.stop()
-        run.wait(30)
+        try:
+            run.wait(STOP_WAIT_S)  # exiting while the run still talks to Ray could hang in Ray's own shutdown
+        except KeyboardInterrupt:
+            pass
         raise _Interrupted(run.summary or {"status": "stopped"}) from None
     return run.summary
 

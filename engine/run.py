@@ -121,15 +121,17 @@ class Run:
                 self.status, self.phase = "starting", "connecting to Ray"
                 self.persist()
                 connection.enter_context(cluster.using(self.config.address, "a run", wait_s=SWITCH_WAIT_S))
+                self._raise_if_stopped()  # connecting can take long on a busy machine: a Stop then ends it here
                 self._node_watch = cluster.watch(
                     self._unwatch, lambda: (self.timeseries() or [{"rows": 0}])[-1]["rows"], self._lose_cluster
                 )
                 cluster.check_resources(self.config.num_gpus, self.config.concurrency * self.config.model_stages)
                 executor_hook.install()
+                self._raise_if_stopped()
                 reporter = get_reporter()
                 import ray
 
-                ray.get(reporter.reset.remote(self.id), timeout=60)
+                self._get_unless_stopped(reporter.reset.remote(self.id), timeout=60)  # its actor may be starting
                 self.marks["connected"] = time.time()
                 self.sampler = MetricsSampler(
                     self.launched_at,
@@ -187,8 +189,7 @@ class Run:
 
         ds = build(self.config, reporter, self.id, jpeg_progress)
         self.dataset = ds
-        if self._stop.is_set():  # Stop came before there was a pipeline to shut down
-            raise RunStopped()
+        self._raise_if_stopped()  # before there is a pipeline to shut down
         self.status, self.phase = "running", "running"
         self.persist()
         if self.config.materialize:
@@ -204,6 +205,22 @@ class Run:
                 self.predictions += batch.head(SAMPLE_ROWS - len(self.predictions)).to_dict("records")
             if self._stop.is_set():
                 raise RunStopped()
+
+    def _raise_if_stopped(self) -> None:
+        """End the run here if Stop was pressed while it was starting."""
+        if self._stop.is_set():
+            raise RunStopped()
+
+    def _get_unless_stopped(self, ref, timeout: float):
+        """`ray.get(ref, timeout)`, except that a Stop pressed meanwhile ends the wait (and the run) at once."""
+        import ray
+
+        deadline = time.time() + timeout
+        while not ray.wait([ref], timeout=min(0.5, max(0.0, deadline - time.time())))[0]:
+            self._raise_if_stopped()
+            if time.time() >= deadline:
+                raise ray.exceptions.GetTimeoutError(f"no answer from Ray within {timeout:g} s")
+        return ray.get(ref)
 
     def _wrap_up(self, reporter, status: str, error: str | None) -> None:
         ended = time.time()

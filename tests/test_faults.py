@@ -77,6 +77,30 @@ def test_stop_after_the_cluster_went_away_makes_no_ray_call(ray_local, tiny, mon
     assert run._stop.is_set()
 
 
+def test_stop_while_connecting_ends_the_run_before_it_asks_ray_for_anything(ray_local, tiny, monkeypatch):
+    """On a busy machine connecting takes long; a Stop pressed then ends the run as soon as it is connected."""
+    import contextlib
+
+    import engine.run
+    from engine import cluster
+    from engine.run import Run
+
+    run = Run(tiny)
+    connect = cluster.using
+
+    @contextlib.contextmanager
+    def stop_pressed_while_connecting(*args, **kwargs):
+        with connect(*args, **kwargs) as label:
+            run._stop.set()  # what Stop does first
+            yield label
+
+    monkeypatch.setattr(engine.run.cluster, "using", stop_pressed_while_connecting)
+    asked: list[str] = []
+    monkeypatch.setattr(engine.run, "get_reporter", lambda: asked.append("reporter") or pytest.fail("went on"))
+    run.execute()  # (it never raises: a failure in it would only show as a status)
+    assert asked == [] and run.status == "stopped" and run.summary["status"] == "stopped" and run.dataset is None
+
+
 def test_a_sampler_stopped_for_a_gone_cluster_makes_no_further_ray_call(ray_local):
     """A Ray call made while Ray shuts down ends the whole process (it once took CI's lost-cluster run down)."""
     from engine.samplers import MetricsSampler
