@@ -28,6 +28,7 @@ import time
 from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
 from engine.anatomy import operator_times
+from engine.config import ConfigError
 from engine.samplers import wait_for_quiet_cpu
 
 DEFAULT_LAYOUTS = "1x1x1x64,1x1x2x64,1x1x3x64,2x0.5x2x64,4x0.25x2x64"
@@ -43,6 +44,14 @@ def parse_layout(text: str) -> tuple[int, float, int, int, int | None]:
         return int(parts[0]), float(parts[1]), int(parts[2]), int(parts[3]), limit
     except ValueError:
         raise argparse.ArgumentTypeError(f"layout {text!r}: not numbers") from None
+
+
+def cell_config(args: argparse.Namespace, layout: tuple, images: int, gpus: float) -> RunConfig:
+    """The engine run of one layout; `gpus` is 1.0 where Ray has a GPU, else 0.0 (a CPU smoke test)."""
+    actors, share, calls, block, limit = layout
+    return RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=images,
+                     image_size=args.image_size, concurrency=actors, num_gpus=share * gpus, calls_per_actor=calls,
+                     block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
 
 
 def gpu_util(summary: dict) -> float | None:
@@ -69,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))  # one line, exit 2
     if args.warm_up_images < 0:
         parser.error("--warm-up-images must be 0 or more")
+    try:  # every cell checked before Ray starts: a bad value is one line, and nothing runs
+        for layout in layouts:
+            cell_config(args, layout, args.images, 1.0).validate()
+    except ConfigError as exc:
+        parser.error(str(exc))
     cluster.connect(None)
     runner().warm_up(wait=True)
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
@@ -78,12 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     path = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-tune-actor.json")
     rows, warm_up = [], None
 
-    def layout_config(layout: tuple, images: int) -> RunConfig:
-        actors, share, calls, block, limit = layout
-        return RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=images,
-                         image_size=args.image_size, concurrency=actors, num_gpus=share * gpus,
-                         calls_per_actor=calls, block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
-
     def run_to_end(config: RunConfig):
         wait_for_quiet_cpu()  # the last run's teardown and worker refill must not slow this one
         run = start(config)
@@ -91,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     if args.warm_up_images:
-        s = run_to_end(layout_config(layouts[0], args.warm_up_images)).summary
+        s = run_to_end(cell_config(args, layouts[0], args.warm_up_images, gpus)).summary
         warm_up = {"layout": args.layouts.split(",")[0], "images": args.warm_up_images, "status": s["status"],
                    "first_result_s": s["first_result_s"]}  # fmt: skip
         print(json.dumps({"warm_up": warm_up}), flush=True)
     for layout in layouts:
         actors, share, calls, block, limit = layout
-        run = run_to_end(layout_config(layout, args.images))
+        run = run_to_end(cell_config(args, layout, args.images, gpus))
         s = run.summary
         row = {"actors": actors, "gpus_per_actor": share * gpus, "calls_per_actor": calls, "block_mb": block,
                "object_store_limit_mb": limit, "status": s["status"], "error": s["error"],

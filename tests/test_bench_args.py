@@ -36,3 +36,14 @@ def test_tune_actor_refuses_a_negative_warm_up_in_one_line(capsys):
         tune_actor.main(["--warm-up-images", "-1"])
     assert exit_.value.code == 2
     assert "--warm-up-images must be 0 or more" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
+    from bench import tune_actor
+
+    monkeypatch.setattr(tune_actor.cluster, "connect", lambda *a: pytest.fail("Ray started for a bad cell"))
+    with pytest.raises(SystemExit) as exit_:
+        tune_actor.main(["--image-size", "0"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert "image_size" in error[-1]
