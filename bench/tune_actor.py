@@ -5,10 +5,10 @@
 
 A layout is ACTORSxGPUS_PER_ACTORxBATCHES_IN_FLIGHT_PER_ACTORxBLOCK_MB[xOBJECT_STORE_LIMIT_MB].
 Each cell is a real engine run on synthetic images; it records steady images/sec,
-GPU utilisation, time to first result, and Ray Data's per-operator profile (wall,
-task and CPU time, backpressure), so a gap to the GPU's ceiling can be put on a
-stage. The engine's defaults come from the best cell: record the command and the
-table with them.
+GPU utilisation, time to first result with its start-up phases and each actor's model
+load, and Ray Data's per-operator profile (wall, task and CPU time, backpressure), so a
+gap to the GPU's ceiling can be put on a stage. The engine's defaults come from the
+best cell: record the command and the table with them.
 
 Before the cells, an untimed run of the first layout (`--warm-up-images`, 0 for none):
 on an H200 each process's first cell started some 9 s later and ran 15-20 % slower than
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_up_images:
         s = run_to_end(cell_config(args, layouts[0], args.warm_up_images, gpus)).summary
         warm_up = {"layout": args.layouts.split(",")[0], "images": args.warm_up_images, "status": s["status"],
-                   "first_result_s": s["first_result_s"]}  # fmt: skip
+                   "first_result_s": s["first_result_s"], "startup": s["startup"], "loads": s["loads"]}  # fmt: skip
         print(json.dumps({"warm_up": warm_up}), flush=True)
     for layout in layouts:
         actors, share, calls, block, limit = layout
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         row = {"actors": actors, "gpus_per_actor": share * gpus, "calls_per_actor": calls, "block_mb": block,
                "object_store_limit_mb": limit, "status": s["status"], "error": s["error"],
                "steady_images_per_sec": s["steady_images_per_sec"], "images_per_sec": s["images_per_sec"],
-               "first_result_s": s["first_result_s"], "gpu_util_mean": gpu_util(s),
+               "first_result_s": s["first_result_s"], "startup": s["startup"], "loads": s["loads"],
+               "gpu_util_mean": gpu_util(s),
                "peak_object_store_bytes": s.get("peak_object_store_bytes")}  # fmt: skip
         try:
             row["operators"] = [dataclasses.asdict(op) for op in operator_times(run)]
