@@ -8,7 +8,9 @@ and 0.1 s when a fresh worker was waiting. `keep_warm` therefore asks each
 node's raylet to prestart fresh workers for this job (the raylet's own
 PrestartWorkers call, the one Ray uses to prestart workers for a job), and
 falls back to warming idle task workers with short tasks where that call is
-unavailable. Nothing about the user's run is precomputed.
+unavailable. Before that it runs one short task per CPU (`fill_task_workers`), so the
+first run's read tasks also find torch-ready workers. Nothing about the user's run is
+precomputed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 log = logging.getLogger(__name__)
 KEEP_ALIVE_S = 1800  # an unused prestarted worker exits after this
 HOLD_S = 6.0  # fallback: long enough that Ray starts one worker per hold task instead of reusing one
+FILL_HOLD_S = 1.0  # long enough that the tasks of one fill run side by side, each on a worker of its own
 REFILL_HOLD_S = 0.5  # fallback after a run: short, so a quick next Launch finds the workers idle, not holding
 
 
@@ -40,6 +43,21 @@ class _Identity:
 def _hold(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
+
+
+def fill_task_workers() -> int:
+    """One short task per CPU at once, so Ray starts a torch-ready task worker per CPU and keeps it idle.
+
+    Otherwise a session's first run starts them itself, each importing torch while the actors
+    load: on an H200 host the first run's CPUs sat at 100 % for 20 s, its actors took 7.5-8.8 s
+    to load instead of 1.9-3.2 s, and it ran 8,041-10,167 img/s against 11,874-12,248 for the
+    next run (bench/results/2026-12-02-nvidia-h200-first-pool.json). Returns the workers used.
+    """
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    hold = ray.remote(num_cpus=1)(_hold)
+    return len(set(ray.get([hold.remote(FILL_HOLD_S) for _ in range(cpus)], timeout=120)))
 
 
 def prestart(count: int) -> int:
@@ -72,8 +90,9 @@ def keep_warm(count: int, wait: bool = True) -> int:
     """Have `count` fresh idle workers (torch imported) per node; returns how many were prestarted.
 
     With `wait`, also starts what every run needs once per Ray session: our
-    reporter actor and Ray Data's own bookkeeping actors (through a one-row
-    actor-pool dataset), before the prestart so they don't use its workers.
+    reporter actor, Ray Data's own bookkeeping actors (through a one-row
+    actor-pool dataset) and a task worker per CPU, before the prestart so they
+    don't use its workers.
     """
     import ray
 
@@ -83,6 +102,7 @@ def keep_warm(count: int, wait: bool = True) -> int:
         if wait:
             ray.get(get_reporter().snapshot.remote(), timeout=120)
             ray.data.range(1).map_batches(_Identity, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0).take(1)
+            fill_task_workers()
         try:
             return prestart(count)
         except Exception as exc:  # a private raylet call: if this Ray lacks it, warm task workers instead
