@@ -51,7 +51,8 @@ def fill_task_workers() -> int:
     Otherwise a session's first run starts them itself, each importing torch while the actors
     load: on an H200 host the first run's CPUs sat at 100 % for 20 s, its actors took 7.5-8.8 s
     to load instead of 1.9-3.2 s, and it ran 8,041-10,167 img/s against 11,874-12,248 for the
-    next run (bench/results/2026-12-02-nvidia-h200-first-pool.json). Returns the workers used.
+    next run (bench/results/2026-12-02-nvidia-h200-first-pool.json). Returns how many distinct
+    workers ran the tasks (fewer than the CPUs where a worker finished one before another started).
     """
     import ray
 

@@ -231,3 +231,17 @@ def test_an_actor_running_two_batches_at_once_predicts_every_image_once(ray_loca
     summary = finish(start(tiny.replace(images=64, calls_per_actor=2)))
     assert summary["status"] == "finished", summary["error"]
     assert summary["rows"] == 64 and summary["model_loads"] == 1
+
+
+def test_warm_up_fills_task_workers_before_it_prestarts_the_actors_workers(ray_local, monkeypatch):
+    """Filling after the prestart would hand the actors' fresh workers to the fill's tasks (measured: 12 s late)."""
+    from engine import warm
+
+    calls = []
+    real_fill = warm.fill_task_workers
+    monkeypatch.setattr(warm, "fill_task_workers", lambda: calls.append(("fill", real_fill())))
+    monkeypatch.setattr(warm, "prestart", lambda count: calls.append(("prestart", count)) or count)
+    assert warm.keep_warm(2) == 2
+    (fill, used), prestart = calls
+    assert fill == "fill" and prestart == ("prestart", 2)
+    assert 1 <= used <= int(ray.cluster_resources()["CPU"])  # the fill ran, one task per CPU at most
