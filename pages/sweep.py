@@ -45,6 +45,7 @@ def live_sweep() -> None:
         st.info("Pick the grid and press **Run sweep**.")
         return
     sweep = sweeps()[-1]
+    finished = sweep.done  # read once: the sweep may end while this draws, and the verdict must match the buttons
     done, total = sweep.progress()
     run = sweep.current
     if run is not None:
@@ -82,17 +83,17 @@ def live_sweep() -> None:
             right.caption("No NVIDIA GPU: the GPU-memory heatmap is hidden; peak object store shown instead.")
     best = sweep.recommended()
     if best:
-        verdict = "Recommended" if sweep.done else "Best so far"
+        verdict = "Recommended" if finished else "Best so far"
         st.success(
             f"**{verdict}:** batch {best.batch_size}, concurrency {best.concurrency}, block {best.block_size_mb} MB "
             f"= {best.rate:,.1f} images/sec, the fastest cell that ran without running out of memory."
         )
-    elif sweep.done:
+    elif finished:
         st.warning("No cell finished, so there is nothing to recommend: see each cell's error below.")
     shown = [k for k in rows[0] if any(r[k] is not None for r in rows)]  # no all-empty columns (e.g. GPU on a CPU)
     heading = {"rate": "ranked by (img/s: steady, else whole run)"}
     st.dataframe([{heading.get(k, k): r[k] for k in shown} for r in rows], hide_index=True)
-    if sweep.done:
+    if finished:
         left, right = st.columns(2)
         left.download_button("Download CSV", sweep.to_csv(), "sweep.csv", "text/csv")
         right.download_button(
