@@ -3,8 +3,9 @@
     python -m bench.first_pool --images 150000 [--out bench/results/first-pool.json]
 
 Each process has its own Ray session and appends its result to `--out`. A cell is the
-engine's default GPU layout (4 actors x 0.25 GPU x 2 batches, 64 MB blocks) over
-synthetic images with a 4 GB object-store limit, run after the app's own warm-up.
+engine's default GPU layout (`engine.config.pipeline_defaults`; on 2026-12-02, 4 actors
+x 0.25 GPU x 2 batches, batch 256, 64 MB blocks), ResNet-50 bf16, over synthetic images
+with a 4 GB object-store limit, run after the app's own warm-up.
 Set `RAY_preallocate_plasma_memory=1` in the environment to have Ray touch its
 object-store pages at start instead of during the first run.
 
@@ -26,7 +27,14 @@ import time
 
 from bench.run_bench import environment
 from engine import RunConfig, cluster, runner, start
+from engine.config import ConfigError, pipeline_defaults
 from engine.samplers import wait_for_quiet_cpu
+
+
+def cell_config(images: int, gpu: bool) -> RunConfig:
+    """The engine's default actor layout (its GPU one where Ray has a GPU), ResNet-50 bf16, a 4 GB store limit."""
+    return RunConfig(model="resnet50", precision="bf16", images=images, object_store_limit_mb=4096,
+                     **pipeline_defaults("actor", gpu))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", type=int, default=2)
     p.add_argument("--out", default=os.path.join("bench", "results", f"{time.strftime('%Y-%m-%d')}-first-pool.json"))
     a = p.parse_args(argv)
+    if a.cells < 1:
+        p.error("--cells must be 1 or more")
+    try:  # checked before Ray starts: a bad value is one line, and nothing runs
+        cell_config(a.images, gpu=True).validate()
+    except ConfigError as exc:
+        p.error(str(exc))
     t = time.perf_counter()
     cluster.connect(None)
     ray_start_s = round(time.perf_counter() - t, 3)
@@ -43,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     gpu = bool(ray.cluster_resources().get("GPU"))
-    config = RunConfig(model="resnet50", precision="bf16", batch_size=256, images=a.images,
-                       concurrency=4 if gpu else 1, num_gpus=0.25 if gpu else 0.0, calls_per_actor=2,
-                       block_size_mb=64, object_store_limit_mb=4096)  # fmt: skip
+    config = cell_config(a.images, gpu)
     cells = []
     for _ in range(a.cells):
         waited = wait_for_quiet_cpu()
@@ -63,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {"gpu": gpu_name, **env, "command": "python -m bench.first_pool " + " ".join(argv),
               "preallocate_plasma_memory": os.environ.get("RAY_preallocate_plasma_memory"),
               "warm_workers": runner().warm_workers, "ray_start_s": ray_start_s, "cells": cells}  # fmt: skip
-    runs = json.load(open(a.out)) if os.path.exists(a.out) else []
+    runs = []
+    if os.path.exists(a.out):
+        with open(a.out) as f:
+            runs = json.load(f)
     with open(a.out, "w") as f:
         json.dump(runs + [result], f, indent=1)
     return 0

@@ -47,3 +47,14 @@ def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert "image_size" in error[-1]
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--cells", "0"], "--cells"), (["--images", "0"], "images")])
+def test_first_pool_refuses_bad_input_in_one_line_before_ray_starts(capsys, monkeypatch, args, message):
+    from bench import first_pool
+
+    monkeypatch.setattr(first_pool.cluster, "connect", lambda *a: pytest.fail("Ray started for bad input"))
+    with pytest.raises(SystemExit) as exit_:
+        first_pool.main(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
