@@ -62,7 +62,7 @@ def _bare_forward(config: RunConfig) -> dict:
     batch = torch.from_numpy(images).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        for _ in range(5 if device.type == "cuda" else 1):  # warm-up (cudnn picks its kernels)
+        for _ in range(5 if device.type == "cuda" else 1):  # warm-up (first-call allocations and kernel loads)
             predictor.logits(batch)
         sync()
         start, done = time.perf_counter(), 0

@@ -114,7 +114,10 @@ class Predictor:
         self.dtype = _dtype(precision)
         model, _ = build_model(model_name, weights_file)
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            # cuDNN's own kernel choice, not autotuning: a fresh process's first ResNet-50 forward took 0.3-0.4 s
+            # against 1.4-1.8 s autotuned, at 15,688-15,703 img/s against 15,789-15,822 after
+            # (bench/results/2026-12-02-nvidia-h200-fresh-process.txt, python -m bench.fresh_process).
+            torch.backends.cudnn.benchmark = False
             model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.model = model
         self.names = class_names(model_name)

@@ -58,3 +58,36 @@ def test_first_pool_refuses_bad_input_in_one_line_before_ray_starts(capsys, monk
         first_pool.main(args)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--layouts", "4x"], "want PROCESSESxTHREADS"),
+        (["--layouts", "0x2"], "processes and threads must be at least 1"),
+        (["--inputs", "disk"], "want host, device or host,device"),
+        (["--seconds", "1"], "--seconds must be more than 1"),
+    ],
+)
+def test_gpu_sharing_refuses_bad_flags_in_one_line(argv, says, capsys):
+    from bench import gpu_sharing
+
+    with pytest.raises(SystemExit) as exit_:
+        gpu_sharing.main(argv)
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_gpu_sharing_runs_a_real_layout_on_the_cpu(tmp_path):
+    """One process, two threads, each calling the engine's Predictor: a row per input kind, with a rate."""
+    import json
+
+    from bench import gpu_sharing
+
+    out = tmp_path / "sharing.json"
+    argv = ["--model", "resnet18", "--precision", "fp32", "--batch-size", "2", "--image-size", "32"]
+    assert gpu_sharing.main([*argv, "--layouts", "1x2", "--seconds", "1.5", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [(r["processes"], r["threads"], r["inputs"]) for r in report["rows"]] == [(1, 2, "host"), (1, 2, "device")]
+    assert all(r["images_per_sec"] > 0 and r["cpu_s_per_batch"] > 0 for r in report["rows"])
+    assert report["command"].startswith("python -m bench.gpu_sharing --model resnet18")
