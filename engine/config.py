@@ -38,12 +38,12 @@ LIMITS = {
 def pipeline_defaults(pipeline: str, gpu: bool = False) -> dict[str, Any]:
     """Starting settings. Naive: the tutorial's batch 4 x 2 tasks. Actor: the best measured.
 
-    On a GPU the actor defaults are the best cell of `bench.tune_actor` on an H200
-    (bench/results/2026-12-01-nvidia-h200-tune-actor-threads.json: 11,309 img/s against
-    9,900 for one actor running three batches at once; again on 2026-12-02,
-    ...-tune-actor-blocks.json: 12,648-12,755 against 11,068 with 256 MB blocks and 11,588
-    for one actor): 4 actors sharing the GPU (0.25 each), two batches each, batch 256,
-    64 MB blocks. On a CPU: 1 actor, batch 32, 16 MB.
+    On a GPU the actor defaults are the best cell of `bench.tune_actor` on an H200: 4 actors
+    sharing the GPU (0.25 each), batch 256, 64 MB blocks, three batches each at once
+    (`RunConfig.actor_calls`). They ran 12,648-12,755 img/s against 11,068 with 256 MB
+    blocks and 11,588 for one actor (bench/results/2026-12-02-nvidia-h200-tune-actor-blocks.json),
+    and 14,070-14,290 with three batches against 13,390-13,457 with two (...-tune-actor-calls.json).
+    On a CPU: 1 actor, batch 32, 16 MB.
     """
     if pipeline == "naive":
         return {"batch_size": 4, "concurrency": 2, "num_gpus": 0.5 if gpu else 0.0, "block_size_mb": 16}
@@ -74,7 +74,7 @@ class RunConfig:
     address: str | None = None
     output: str | None = None
     weights_file: str | None = None
-    calls_per_actor: int | None = None  # batches an actor works on at once; None = 2 on a GPU, else 1
+    calls_per_actor: int | None = None  # batches an actor works on at once; None = 3 on a GPU, else 1
     stages: str = "single"
     preprocess_cpus: float = 1.0  # CPUs per task of the cpu_preprocess stage
     preprocess_concurrency: int = 2  # tasks of the cpu_preprocess stage at once
@@ -123,10 +123,14 @@ class RunConfig:
 
     @property
     def actor_calls(self) -> int:
-        """Concurrent batches per actor: on a GPU, two, so one batch's copy overlaps the other's compute."""
+        """Concurrent batches per actor: on a GPU, three, so one batch's copy overlaps the others' compute.
+
+        4 actors x 0.25 GPU on an H200: 14,070-14,290 img/s with three against 13,390-13,457
+        with two, alternating (bench/results/2026-12-02-nvidia-h200-tune-actor-calls.json).
+        """
         if self.calls_per_actor is not None:
             return self.calls_per_actor
-        return 2 if self.num_gpus > 0 else 1
+        return 3 if self.num_gpus > 0 else 1
 
     @property
     def model_stages(self) -> int:
