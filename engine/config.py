@@ -33,6 +33,7 @@ LIMITS = {
     "preprocess_cpus": (0.05, 16.0),
     "preprocess_concurrency": (1, 256),
 }
+GPU_ACTOR_CALLS = 3  # batches a GPU actor works on at once unless told: see RunConfig.actor_calls
 
 
 def pipeline_defaults(pipeline: str, gpu: bool = False) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class RunConfig:
         """
         if self.calls_per_actor is not None:
             return self.calls_per_actor
-        return 3 if self.num_gpus > 0 else 1
+        return GPU_ACTOR_CALLS if self.num_gpus > 0 else 1
 
     @property
     def model_stages(self) -> int:

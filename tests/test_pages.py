@@ -49,6 +49,7 @@ def test_playground_has_every_labelled_control(app):
         assert expected <= labels(app, kind), kind
     assert [o for o in app.radio(key="pipeline").options] == ["Naive", "Actor-based"]
     assert "GPUs per actor" not in labels(app, "number_input")  # no GPU in CI
+    assert "Batches at once per actor" not in labels(app, "slider")
 
 
 def test_switching_to_naive_loads_its_defaults(app):
@@ -102,6 +103,24 @@ def test_gpu_control_appears_when_the_cluster_has_gpus(ray_local, monkeypatch):
     # the best layout measured on an H200: 4 actors sharing the GPU, batch 256, bf16
     assert at.number_input(key="gpus").value == 0.25 and at.slider(key="concurrency").value == 4
     assert at.slider(key="batch").value == 256 and at.selectbox(key="precision").value == "bf16"
+    assert at.slider(key="calls").value == 3  # three batches at once beat two on an H200
+    at.radio(key="pipeline").set_value("Naive").run()
+    assert "Batches at once per actor" not in labels(at, "slider")  # tasks, not actors: nothing to set
+
+
+def test_batches_at_once_per_actor_drive_a_real_run(ray_local, monkeypatch):
+    """With GPUs the control shows; set to 2 on a CPU share (0 GPUs per actor), a real run uses two threads."""
+    fake = {"label": "test cluster", "nodes": 1, "cpus": 16, "gpus": 1, "object_store_gib": 8.0}
+    monkeypatch.setattr(ui.session, "connect_or_explain", lambda: fake)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    tiny_settings(at)
+    at.number_input(key="gpus").set_value(0.0)
+    at.selectbox(key="precision").set_value("fp32")
+    at.slider(key="calls").set_value(2).run()
+    [b for b in at.button if b.label == "Launch"][0].click().run()
+    run_until(at, lambda page: any(s.value == "Summary" for s in page.subheader))
+    assert not at.exception and any("finished" in m.value for m in at.markdown)
+    assert any("max_concurrent_calls_per_actor=2" in c.value for c in at.code)
 
 
 def test_compare_page_races_both_pipelines_and_lists_history(ray_local):
