@@ -2,21 +2,25 @@
 
 import pytest
 
-from bench import run_bench
+from bench import gpu_sharing, run_bench
 
 
 @pytest.mark.parametrize(
-    "argv, says",
+    "script, argv, says",
     [
-        (["--jpeg-files", "0"], "--jpeg-files must be at least 1"),
-        (["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
-        (["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
-        (["--calls-per-actor", "0"], "--calls-per-actor must be at least 1"),
+        (run_bench.parse, ["--jpeg-files", "0"], "--jpeg-files must be at least 1"),
+        (run_bench.parse, ["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
+        (run_bench.parse, ["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
+        (run_bench.parse, ["--calls-per-actor", "0"], "--calls-per-actor must be at least 1"),
+        (gpu_sharing.main, ["--layouts", "4x"], "want PROCESSESxTHREADS"),
+        (gpu_sharing.main, ["--layouts", "0x2"], "processes and threads must be at least 1"),
+        (gpu_sharing.main, ["--inputs", "disk"], "want host, device or host,device"),
+        (gpu_sharing.main, ["--seconds", "1"], "--seconds must be more than 1"),
     ],
 )
-def test_bad_benchmark_flags_are_refused_in_one_line(argv, says, capsys):
+def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:
-        run_bench.parse(argv)
+        script(argv)
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
@@ -60,29 +64,9 @@ def test_first_pool_refuses_bad_input_in_one_line_before_ray_starts(capsys, monk
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize(
-    "argv, says",
-    [
-        (["--layouts", "4x"], "want PROCESSESxTHREADS"),
-        (["--layouts", "0x2"], "processes and threads must be at least 1"),
-        (["--inputs", "disk"], "want host, device or host,device"),
-        (["--seconds", "1"], "--seconds must be more than 1"),
-    ],
-)
-def test_gpu_sharing_refuses_bad_flags_in_one_line(argv, says, capsys):
-    from bench import gpu_sharing
-
-    with pytest.raises(SystemExit) as exit_:
-        gpu_sharing.main(argv)
-    assert exit_.value.code == 2
-    assert says in capsys.readouterr().err.strip().splitlines()[-1]
-
-
 def test_gpu_sharing_runs_a_real_layout_on_the_cpu(tmp_path):
     """One process, two threads, each calling the engine's Predictor: a row per input kind, with a rate."""
     import json
-
-    from bench import gpu_sharing
 
     out = tmp_path / "sharing.json"
     argv = ["--model", "resnet18", "--precision", "fp32", "--batch-size", "2", "--image-size", "32"]
