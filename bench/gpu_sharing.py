@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from engine.config import ConfigError, RunConfig
+
 WARM_S = 1.0
 
 
@@ -161,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--inputs {args.inputs!r}: want host, device or host,device")
     if args.seconds <= WARM_S:
         parser.error(f"--seconds must be more than {WARM_S:g} (the first second is not counted)")
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
+    try:  # the engine's own checks, before any process starts: a bad model would leave the others on the barrier
+        RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size,
+                  image_size=args.image_size).validate()  # fmt: skip
+    except ConfigError as exc:
+        parser.error(str(exc))
     import torch
 
     from bench.run_bench import environment

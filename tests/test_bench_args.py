@@ -16,6 +16,8 @@ from bench import gpu_sharing, run_bench
         (gpu_sharing.main, ["--layouts", "0x2"], "processes and threads must be at least 1"),
         (gpu_sharing.main, ["--inputs", "disk"], "want host, device or host,device"),
         (gpu_sharing.main, ["--seconds", "1"], "--seconds must be more than 1"),
+        (gpu_sharing.main, ["--model", "resnet9000"], "model must be one of"),
+        (gpu_sharing.main, ["--precision", "fp8"], "precision must be one of"),
     ],
 )
 def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys):
