@@ -486,11 +486,13 @@ class Bench:
         at20 = next((p["ram_used_bytes"] for p in points if p["rows"] >= 0.2 * images), None)
         end = points[-1]["ram_used_bytes"] if points else None
         growth = round((end - at20) / at20 * 100, 2) if at20 and end else None
+        by_rows = [(p["rows"], p["object_store_used_bytes"]) for p in points[:: max(1, len(points) // 60)]]
         return dict(**case, object_store_peak_bytes=peak, object_store_limit_bytes=limit_mb * 2**20,
                     limit_held=peak is not None and peak <= limit_mb * 2**20,
                     images_cross_object_store="_make_images" not in (case["operator"] or ""),
                     host_ram_used_at_20pct_bytes=at20, host_ram_used_end_bytes=end, host_ram_growth_pct=growth,
-                    rss_flat=growth is not None and growth < 10)  # fmt: skip
+                    rss_flat=growth is not None and growth < 10,
+                    object_store_used_by_rows=by_rows)  # fmt: skip
 
     def startup(self) -> dict[str, Any]:
         """Five cold launches (each the first after a fresh Ray start), then five warm ones, as the app does."""

@@ -35,6 +35,10 @@ _owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
 LOST_AFTER_S = 10.0
 NODE_GRACE_S = 30.0  # after a node leaves, how long Ray may take to move its work before the run fails
 DRIVER_RECONNECT_TIMEOUT_S = "300"
+# While objects keep dying, Ray's raylet deletes them in batches of 100. Image blocks are tens of MB, so
+# dead blocks held up to 3.4 GB of an H200 host's object store against Ray Data's 2 GB limit. A local Ray
+# deletes each at once. A cluster keeps its own setting: `RAY_free_objects_batch_size=1 ray start ...`.
+LOCAL_SYSTEM_CONFIG = {"free_objects_batch_size": 1}
 
 
 class ClusterError(RuntimeError):
@@ -145,7 +149,7 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) 
                 store = os.environ.get("PLAYGROUND_OBJECT_STORE_MB")
                 if store:
                     kwargs["object_store_memory"] = int(store) * 2**20
-                ray.init(address="local", **kwargs)
+                ray.init(address="local", _system_config=LOCAL_SYSTEM_CONFIG, **kwargs)
         except Exception as exc:
             where = "join Ray at " + wanted if wanted else "start local Ray"
             raise ClusterError(redact(f"could not {where}: {exc}")) from exc
