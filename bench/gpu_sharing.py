@@ -15,6 +15,10 @@ All processes start each phase together (a barrier) and run it for `--seconds`, 
 first second is not counted. A row gives the total img/s, and the process CPU seconds
 spent per batch. What Ray Data adds on top of a layout is the gap between its
 `bench.tune_actor` cell and its `host` row here.
+
+The processes also build their Predictors together, as a pool's actors do at launch (torch
+already imported, as in a warm Ray worker): `load_s` lists how long each took, to set
+against a run's `load_model` phase.
 """
 
 from __future__ import annotations
@@ -83,14 +87,19 @@ def _phase(predictor, batch, on_device, threads: int, seconds: float) -> dict:
 
 
 def _worker(args: dict, phases: list[tuple[int, str]], barrier, results) -> None:
-    """One process: build the Predictor, warm every thread's stream up, then run each phase on the barrier."""
+    """One process: build the Predictor (timed, all at once), warm every thread's stream up, then run each phase."""
     import numpy as np
     import torch
 
     from engine.data import synthetic_image
     from engine.inference import Predictor
+    from engine.warm import prepare_worker
 
+    prepare_worker()  # the imports a warm Ray worker has done before its actor starts
+    barrier.wait()
+    start = time.perf_counter()
     predictor = Predictor(args["model"], None, args["precision"])
+    results.put(time.perf_counter() - start)
     size, count = args["image_size"], args["batch_size"]
     images = np.stack([synthetic_image(i, size) for i in range(count)])
     batch = {"image": images, "key": np.arange(count)}
@@ -109,9 +118,12 @@ def _worker(args: dict, phases: list[tuple[int, str]], barrier, results) -> None
     os._exit(0)
 
 
-def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> list[dict]:
-    """Every layout and input kind; the processes of one count are started once and run all their phases."""
-    rows = []
+def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> tuple[list[dict], list[dict]]:
+    """Every layout and input kind (rows), and each process count's Predictor build times (loads).
+
+    The processes of one count are started once and run all their phases.
+    """
+    rows, loads = [], []
     ctx = mp.get_context("spawn")
     for procs in dict.fromkeys(p for p, _ in layouts):
         phases = [(t, kind) for p, t in layouts if p == procs for kind in inputs]
@@ -119,6 +131,10 @@ def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> list[d
         workers = [ctx.Process(target=_worker, args=(args, phases, barrier, results)) for _ in range(procs)]
         for w in workers:
             w.start()
+        barrier.wait(timeout=600)
+        took = sorted(round(results.get(timeout=600), 2) for _ in range(procs))
+        loads.append({"processes": procs, "load_s": took})
+        print(json.dumps(loads[-1]), flush=True)
         for threads, kind in phases:
             barrier.wait(timeout=600)
             parts = [results.get(timeout=args["seconds"] + 600) for _ in range(procs)]
@@ -131,7 +147,7 @@ def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> list[d
             w.join(timeout=60)
         if any(w.exitcode != 0 for w in workers):
             raise RuntimeError(f"a {procs}-process worker failed (exit codes {[w.exitcode for w in workers]})")
-    return rows
+    return rows, loads
 
 
 def table(rows: list[dict]) -> str:
@@ -174,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
 
     gpu, env = environment(torch.cuda.is_available())
     settings = {k: getattr(args, k) for k in ("model", "precision", "batch_size", "image_size", "seconds")}
-    rows = run(settings, layouts, inputs)
+    rows, loads = run(settings, layouts, inputs)
     print(table(rows))
+    for load in loads:
+        print(f"{load['processes']} Predictors built at once: {', '.join(f'{s:.2f}' for s in load['load_s'])} s")
     if args.out:
         command = "python -m bench.gpu_sharing " + " ".join(argv)
-        report = {"gpu": gpu, **env, "command": command, "settings": settings, "rows": rows}
+        report = {"gpu": gpu, **env, "command": command, "settings": settings, "rows": rows, "loads": loads}
         with open(args.out, "a") as f:
             f.write(json.dumps(report) + "\n")
     return 0

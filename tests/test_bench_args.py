@@ -67,7 +67,7 @@ def test_first_pool_refuses_bad_input_in_one_line_before_ray_starts(capsys, monk
 
 
 def test_gpu_sharing_runs_a_real_layout_on_the_cpu(tmp_path):
-    """One process, two threads, each calling the engine's Predictor: a row per input kind, with a rate."""
+    """One process, two threads, each calling the engine's Predictor: its build time, and a row per input kind."""
     import json
 
     out = tmp_path / "sharing.json"
@@ -76,4 +76,6 @@ def test_gpu_sharing_runs_a_real_layout_on_the_cpu(tmp_path):
     report = json.loads(out.read_text())
     assert [(r["processes"], r["threads"], r["inputs"]) for r in report["rows"]] == [(1, 2, "host"), (1, 2, "device")]
     assert all(r["images_per_sec"] > 0 and r["cpu_s_per_batch"] > 0 for r in report["rows"])
+    assert [(load["processes"], len(load["load_s"])) for load in report["loads"]] == [(1, 1)]
+    assert report["loads"][0]["load_s"][0] > 0
     assert report["command"].startswith("python -m bench.gpu_sharing --model resnet18")
