@@ -154,6 +154,8 @@ def code_for(config: RunConfig) -> str:
             "ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(",
             f"    object_store_memory={config.object_store_limit_mb} * 1024 * 1024",
             ")",
+            "# Ray deletes dead blocks in batches of 100, which can hold more than this limit. The playground's",
+            "# local Ray deletes each at once: ray.init(_system_config={'free_objects_batch_size': 1})",
         ]
     lines.append("")
     model_code = _model_stages(config)
