@@ -149,7 +149,8 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) 
                 store = os.environ.get("PLAYGROUND_OBJECT_STORE_MB")
                 if store:
                     kwargs["object_store_memory"] = int(store) * 2**20
-                ray.init(address="local", _system_config=LOCAL_SYSTEM_CONFIG, **kwargs)
+                # A copy: ray.init adds this session's spill directory to the dict it is given.
+                ray.init(address="local", _system_config=dict(LOCAL_SYSTEM_CONFIG), **kwargs)
         except Exception as exc:
             where = "join Ray at " + wanted if wanted else "start local Ray"
             raise ClusterError(redact(f"could not {where}: {exc}")) from exc

@@ -6,6 +6,7 @@ a script; a test executes it to prove it runs.
 
 from __future__ import annotations
 
+from engine.cluster import LOCAL_SYSTEM_CONFIG
 from engine.config import RunConfig
 
 _SYNTHETIC = """\
@@ -155,7 +156,7 @@ def code_for(config: RunConfig) -> str:
             f"    object_store_memory={config.object_store_limit_mb} * 1024 * 1024",
             ")",
             "# Ray deletes dead blocks in batches of 100, which can hold more than this limit. The playground's",
-            "# local Ray deletes each at once: ray.init(_system_config={'free_objects_batch_size': 1})",
+            f"# local Ray deletes each at once: ray.init(_system_config={LOCAL_SYSTEM_CONFIG!r})",
         ]
     lines.append("")
     model_code = _model_stages(config)
