@@ -16,9 +16,11 @@ first second is not counted. A row gives the total img/s, and the process CPU se
 spent per batch. What Ray Data adds on top of a layout is the gap between its
 `bench.tune_actor` cell and its `host` row here.
 
-The processes also build their Predictors together, as a pool's actors do at launch (torch
-already imported, as in a warm Ray worker): `load_s` lists how long each took, to set
-against a run's `load_model` phase.
+The processes also start building their Predictors together, as a pool's actors do at
+launch (torch already imported, as in a warm Ray worker): `load_s` lists how long each
+took from that common start, its wait for the GPU's load turn included
+(`engine.inference.gpu_load_turn`; `PLAYGROUND_GPU_LOADS=together` in the environment
+builds them all at once), to set against a run's `load_model` phase.
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ from engine.inference import MEAN, STD
 from engine.models import build_model, weights_kind
 from engine.pipeline import actor_pool, configure_context
 from engine.samplers import SAMPLE_INTERVAL_S, MetricsSampler, wait_for_quiet_cpu
+from engine.summary import steady_rate
 
 log = logging.getLogger("bench")
 CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
@@ -266,10 +267,12 @@ def engine_case(config: RunConfig, timeout_s: float = 3600) -> dict[str, Any]:
     if steady is None and first is not None and s["seconds"] > first:  # too short for two samples
         steady, source = (s["rows"] - min(config.batch_size, s["rows"])) / (s["seconds"] - first), "coarse"
     plan = (s.get("plan") or "").split("Physical Plan (Optimized) --------")[-1].strip()
+    loads_end = sorted(round(load["end_s"], 2) for load in s.get("loads") or [])
+    full_pool = steady_rate(s["timeseries"], loads_end[-1]) if loads_end else None  # once every actor is up
     return dict(images=s["rows"], steady_images_per_sec=steady, steady_source=source, first_result_s=first,
                 gpu_util_mean=round(statistics.fmean(utils), 1) if utils else None, seconds=s["seconds"],
-                model_loads=s["model_loads"], startup=s["startup"], operator=(plan.splitlines() or [None])[0],
-                _summary=s)  # fmt: skip
+                model_loads=s["model_loads"], loads_end_s=loads_end, full_pool_images_per_sec=full_pool,
+                startup=s["startup"], operator=(plan.splitlines() or [None])[0], _summary=s)  # fmt: skip
 
 
 def free_device_memory() -> None:
@@ -578,7 +581,8 @@ def environment(cuda: bool) -> tuple[str, dict[str, Any]]:
             except (OSError, IndexError, subprocess.SubprocessError):
                 versions["driver"] = None
     machine = {"cpu_count": os.cpu_count(), "ram_bytes": psutil.virtual_memory().total, "platform": platform.platform()}
-    return gpu, {"versions": versions, "machine": machine}
+    playground_env = {k: v for k, v in os.environ.items() if k.startswith("PLAYGROUND_")}  # switches the run obeyed
+    return gpu, {"versions": versions, "machine": machine, "playground_env": playground_env}
 
 
 def write(stem: str, report: dict[str, Any]) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import tempfile
 import threading
+import time
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from engine.reporter import ReportClient, now, worker_id
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+GPU_LOAD_WAIT_S = 60.0  # a load that takes longer than this stops holding the others back
 
 
 def _dtype(precision: str):
@@ -83,6 +86,50 @@ def sleep_while_waiting_for_gpu() -> int | None:
     return cudart.cudaSetDeviceFlags(4)  # cudaDeviceScheduleBlockingSync
 
 
+def _normalisers(device):
+    """ImageNet mean and std on `device`, shaped to broadcast over NCHW images of 0-255."""
+    import torch
+
+    shape = (1, 3, 1, 1)
+    return torch.tensor(MEAN, device=device).view(shape) * 255, torch.tensor(STD, device=device).view(shape) * 255
+
+
+@contextlib.contextmanager
+def gpu_load_turn():
+    """This GPU's load turn: one process at a time starts CUDA on it and uploads its model.
+
+    Loads share the GPU anyway: on an H200 one Predictor built alone in 0.46 s, four at
+    once in 1.94-2.16 s each. Taking turns, a four-actor pool's first result came 2.4-2.9 s
+    after Launch instead of 4.9-5.0 s, and 300,000 images finished 1.3 s sooner; its last
+    actor was up 0.3-0.5 s later, as the loaded ones already computed
+    (bench/results/2026-12-02-nvidia-h200-load-turns.json). The turn is a lock file per set of GPUs the process sees
+    (Ray's CUDA_VISIBLE_DEVICES); the OS releases it if its holder dies, and after
+    GPU_LOAD_WAIT_S a waiter goes ahead anyway. `PLAYGROUND_GPU_LOADS=together` skips it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): load together
+        fcntl = None
+    if fcntl is None or os.environ.get("PLAYGROUND_GPU_LOADS") == "together":
+        yield
+        return
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "-") or "none"
+    with open(os.path.join(tempfile.gettempdir(), f"playground-gpu-load-{gpus}.lock"), "a") as lock:
+        deadline = time.monotonic() + GPU_LOAD_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Predictor:
     """Loads the model once per actor; each call is one batched forward pass.
 
@@ -110,21 +157,24 @@ class Predictor:
         start = now()
         self._report("worker_started", start)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.gpu_wait = sleep_while_waiting_for_gpu() if self.device.type == "cuda" else None
         self.dtype = _dtype(precision)
-        model, _ = build_model(model_name, weights_file)
-        if self.device.type == "cuda":
-            # cuDNN's own kernel choice, not autotuning: a fresh process's first ResNet-50 forward took 0.3-0.4 s
-            # against 1.4-1.8 s autotuned, at 15,688-15,703 img/s against 15,789-15,822 after
-            # (bench/results/2026-12-02-nvidia-h200-fresh-process.txt, python -m bench.fresh_process).
-            torch.backends.cudnn.benchmark = False
-            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
-        self.model = model
+        model, _ = build_model(model_name, weights_file)  # on the CPU, alongside the other actors
         self.names = class_names(model_name)
         self._local = threading.local()
-        shape = (1, 3, 1, 1)
-        self.mean = torch.tensor(MEAN, device=self.device).view(shape) * 255
-        self.std = torch.tensor(STD, device=self.device).view(shape) * 255
+        self.gpu_wait = None
+        if self.device.type == "cuda":
+            with gpu_load_turn():
+                self.gpu_wait = sleep_while_waiting_for_gpu()
+                # cuDNN's own kernel choice, not autotuning: a fresh process's first ResNet-50 forward took 0.3-0.4 s
+                # against 1.4-1.8 s autotuned, at 15,688-15,703 img/s against 15,789-15,822 after
+                # (bench/results/2026-12-02-nvidia-h200-fresh-process.txt, python -m bench.fresh_process).
+                torch.backends.cudnn.benchmark = False
+                model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+                self.mean, self.std = _normalisers(self.device)
+                torch.cuda.synchronize(self.device)  # the upload is done before the next actor's turn
+        else:
+            self.mean, self.std = _normalisers(self.device)
+        self.model = model
         self._report("model_loaded", start, now())
 
     def _report(self, method: str, *args) -> None:

@@ -52,3 +52,54 @@ def test_cuda_wait_mode_can_be_left_at_cudas_default(monkeypatch):
 
     monkeypatch.setenv("PLAYGROUND_CUDA_SYNC", "spin")
     assert sleep_while_waiting_for_gpu() is None  # nothing set: CUDA's own spin-wait stays
+
+
+def _second_enters_while_the_first_holds_the_turn(wait: float) -> bool:
+    """One thread takes the GPU's load turn and keeps it; does a second get its turn within `wait` seconds?"""
+    import threading
+
+    from engine.inference import gpu_load_turn
+
+    holding, release, second_in = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with gpu_load_turn():
+            holding.set()
+            release.wait(30)
+
+    def second():
+        with gpu_load_turn():
+            second_in.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert holding.wait(30)
+    threads[1].start()
+    entered = second_in.wait(wait)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert second_in.is_set()  # the second always loads in the end
+    return entered
+
+
+def test_actors_on_one_gpu_load_in_turn(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert not _second_enters_while_the_first_holds_the_turn(wait=1.0)
+    assert (tmp_path / "playground-gpu-load-0.lock").exists()
+
+
+def test_a_load_turn_can_be_skipped_or_outwaited(tmp_path, monkeypatch):
+    import tempfile
+
+    from engine import inference
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("PLAYGROUND_GPU_LOADS", "together")
+    assert _second_enters_while_the_first_holds_the_turn(wait=10)
+    monkeypatch.delenv("PLAYGROUND_GPU_LOADS")
+    monkeypatch.setattr(inference, "GPU_LOAD_WAIT_S", 0.1)  # a load that hangs holds the next back this long
+    assert _second_enters_while_the_first_holds_the_turn(wait=10)
