@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.advisor_check " + " ".join(sys.argv[1:] if argv is None else argv)
 
     per_sample = args.sample_mb or sample_mb(args.model, args.precision, 224)
-    cluster.connect(None)
+    cluster.connect(None, warm=True)
     runner().warm_up(wait=True)
     machine = advisor.detect_machine(args.model)
     here = {"gpus": machine["gpus"], "cpus": sum(n.cpus for n in cluster.nodes() if n.alive)}

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         p.error(str(exc))
     t = time.perf_counter()
-    cluster.connect(None)
+    cluster.connect(None, warm=True)
     ray_start_s = round(time.perf_counter() - t, 3)
     runner().warm_up(wait=True)
     import ray

@@ -503,7 +503,7 @@ class Bench:
         for i in range(5):
             cluster.disconnect()
             t = time.perf_counter()
-            cluster.connect(None)
+            cluster.connect(None, warm=True)
             ray_starts.append(round(time.perf_counter() - t, 3))
             c = engine_case(self.tuned.replace(images=256))
             cold.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
@@ -673,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m bench.run_bench: error: {exc}", file=sys.stderr)
         return 2
-    cluster.connect(None)  # Ray through the engine, so its worker set-up hook is used
+    cluster.connect(None, warm=True)  # Ray through the engine, so its worker set-up hook is used
     engine.run.runner().warm_up(wait=True)  # as the app does at start: Ray up, torch-ready workers waiting
     gpu, env = environment(bench.cuda)
     slug = "cpu" if gpu == "cpu" else re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
-    cluster.connect(None)
+    cluster.connect(None, warm=True)
     runner().warm_up(wait=True)
     import ray
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launches", type=int, default=5)
     p.add_argument("--pause-s", type=float, default=8.0, help="idle time between launches, as between demo clicks")
     args = p.parse_args(argv)
-    cluster.connect(None)
+    cluster.connect(None, warm=True)
     runner().warm_up(wait=True)
     import ray
 

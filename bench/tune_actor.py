@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             cell_config(args, layout, args.images, 1.0).validate()
     except ConfigError as exc:
         parser.error(str(exc))
-    cluster.connect(None)
+    cluster.connect(None, warm=True)
     runner().warm_up(wait=True)
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
     gpu, env = environment(bool(gpus))

@@ -300,7 +300,10 @@ class Runner:
         return run
 
     def warm_up(self, wait: bool = False) -> None:
-        """Warm workers in the background (a run launched meanwhile does not wait); `wait` blocks until done."""
+        """Warm workers in the background (a run launched meanwhile does not wait); `wait` blocks until done.
+
+        The workers are torch-ready where Ray was started or joined with `cluster.connect(..., warm=True)`.
+        """
         self.warming = True
         thread = threading.Thread(target=self._rewarm, name="warm-up", daemon=True)
         thread.start()

@@ -20,10 +20,10 @@ TINY = RunConfig(model="resnet18", images=24, image_size=32, batch_size=8, concu
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """Start (once) the embedded Ray the engine uses, and hand back the runner."""
+    """Start (once) the embedded Ray the engine uses, torch-ready workers as in the app, and hand back the runner."""
     from engine import cluster, runner
 
-    cluster.connect(None)
+    cluster.connect(None, warm=True)
     yield runner()
 
 

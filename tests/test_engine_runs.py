@@ -279,3 +279,14 @@ def test_warm_up_fills_task_workers_before_it_prestarts_the_actors_workers(ray_l
     (first, used), second = calls
     assert first == "fill" and second == ("prestart", 2)
     assert 1 <= used <= int(ray.cluster_resources()["CPU"])  # the fill ran, one task per CPU at most
+
+
+def test_warmed_workers_import_torch_as_they_start(ray_local):
+    """A Ray started to be warmed (the app's, the suite's) runs the set-up hook in each worker."""
+    import sys
+
+    def torch_imported_before_the_task() -> bool:
+        return "torch" in sys.modules
+
+    assert ray.get_runtime_context().runtime_env.get("worker_process_setup_hook") == "engine.warm.prepare_worker"
+    assert ray.get(ray.remote(num_cpus=0)(torch_imported_before_the_task).remote(), timeout=120)

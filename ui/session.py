@@ -22,7 +22,7 @@ BRIEF_WAIT_S = 60.0  # a new address waits this long for warm-up or a ceiling to
 @st.cache_resource(show_spinner="Starting Ray…")
 def ray_connection(address: str | None) -> dict:
     """Start (or join) Ray once per address; return what the cluster has."""
-    label = cluster.connect(address, wait_s=BRIEF_WAIT_S)
+    label = cluster.connect(address, wait_s=BRIEF_WAIT_S, warm=True)
     shared_runner().warm_up()
     alive = [n for n in cluster.nodes() if n.alive]
     return {
