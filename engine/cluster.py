@@ -69,7 +69,8 @@ def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False)
     from this Ray start or join on, every worker imports torch as it starts (`engine.warm.prepare_worker`).
     Elsewhere Ray's own workers (Ray Data's bookkeeping actors, read tasks) would each import torch
     for nothing: on the 2-core CI machine a CLI run on a fresh local Ray took 33-41 s with it, its
-    first result 21-28 s in, and 20 s without it, its first result 8.6-8.9 s in.
+    first result 21-28 s in, and 20 s without it, its first result 8.6-8.9 s in
+    (bench/results/2026-12-02-cpu-worker-setup-hook.txt).
     """
     if warm:
         _torch_ready_workers.set()

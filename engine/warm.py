@@ -1,8 +1,8 @@
 """Warm workers: fresh Ray worker processes that already imported torch before Launch.
 
-Where workers are warmed (`Runner.warm_up`, as the app does), Ray runs `prepare_worker`
-in every worker process it starts (a worker set-up hook;
-`engine.cluster.connect(..., warm=True)`). Ray hands an actor only a worker that has never run a task, so idle
+Where Ray was started or joined to be warmed (`engine.cluster.connect(..., warm=True)`:
+the app, the benchmarks), Ray runs `prepare_worker` in every worker process it starts
+(a worker set-up hook). Ray hands an actor only a worker that has never run a task, so idle
 workers left over from earlier tasks never speed up an actor pool: measured on
 this project's CI machine, a run's first actor took 2.9 s to start that way,
 and 0.1 s when a fresh worker was waiting. `keep_warm` therefore asks each
