@@ -17,7 +17,7 @@ import datetime
 import json
 import sys
 
-from bench.run_bench import environment
+from bench.run_bench import environment, start_warm_ray
 from engine import advisor, cluster, runner
 from engine.sweep import Sweep
 
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.advisor_check " + " ".join(sys.argv[1:] if argv is None else argv)
 
     per_sample = args.sample_mb or sample_mb(args.model, args.precision, 224)
-    cluster.connect(None, warm=True)
-    runner().warm_up(wait=True)
+    start_warm_ray()
     machine = advisor.detect_machine(args.model)
     here = {"gpus": machine["gpus"], "cpus": sum(n.cpus for n in cluster.nodes() if n.alive)}
     advice = advisor.advise(

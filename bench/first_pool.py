@@ -25,8 +25,8 @@ import os
 import sys
 import time
 
-from bench.run_bench import environment
-from engine import RunConfig, cluster, runner, start
+from bench.run_bench import environment, start_warm_ray
+from engine import RunConfig, runner, start
 from engine.config import ConfigError, pipeline_defaults
 from engine.samplers import wait_for_quiet_cpu
 
@@ -50,10 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         cell_config(a.images, gpu=True).validate()
     except ConfigError as exc:
         p.error(str(exc))
-    t = time.perf_counter()
-    cluster.connect(None, warm=True)
-    ray_start_s = round(time.perf_counter() - t, 3)
-    runner().warm_up(wait=True)
+    ray_start_s = round(start_warm_ray(), 3)
     import ray
 
     gpu = bool(ray.cluster_resources().get("GPU"))

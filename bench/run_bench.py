@@ -564,6 +564,15 @@ def speedups(cases: dict[str, dict]) -> dict[str, float | None]:
     }
 
 
+def start_warm_ray() -> float:
+    """Start Ray as the app does at start (torch-ready workers, warm pool up); return the connect's seconds."""
+    t = time.perf_counter()
+    cluster.connect(None, warm=True)  # Ray through the engine, so its worker set-up hook is used
+    connect_s = time.perf_counter() - t
+    engine.run.runner().warm_up(wait=True)
+    return connect_s
+
+
 def environment(cuda: bool) -> tuple[str, dict[str, Any]]:
     versions = {"python": platform.python_version(), **{m.__name__: m.__version__ for m in (ray, torch, torchvision)}}
     gpu = "cpu"
@@ -673,8 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m bench.run_bench: error: {exc}", file=sys.stderr)
         return 2
-    cluster.connect(None, warm=True)  # Ray through the engine, so its worker set-up hook is used
-    engine.run.runner().warm_up(wait=True)  # as the app does at start: Ray up, torch-ready workers waiting
+    start_warm_ray()
     gpu, env = environment(bench.cuda)
     slug = "cpu" if gpu == "cpu" else re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")
     stem = os.path.join(args.out, f"{time.strftime('%Y-%m-%d')}-{slug}{'-smoke' if args.smoke else ''}")

@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from bench.run_bench import environment
-from engine import RunConfig, cluster, runner, start
+from bench.run_bench import environment, start_warm_ray
+from engine import RunConfig, start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
-    cluster.connect(None, warm=True)
-    runner().warm_up(wait=True)
+    start_warm_ray()
     import ray
 
     gpus = int(ray.cluster_resources().get("GPU", 0))

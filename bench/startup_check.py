@@ -14,8 +14,8 @@ import statistics
 import sys
 import time
 
-from bench.run_bench import environment
-from engine import RunConfig, cluster, runner, start
+from bench.run_bench import environment, start_warm_ray
+from engine import RunConfig, runner, start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launches", type=int, default=5)
     p.add_argument("--pause-s", type=float, default=8.0, help="idle time between launches, as between demo clicks")
     args = p.parse_args(argv)
-    cluster.connect(None, warm=True)
-    runner().warm_up(wait=True)
+    start_warm_ray()
     import ray
 
     gpu = bool(ray.cluster_resources().get("GPU"))

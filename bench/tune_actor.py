@@ -26,8 +26,8 @@ import os
 import sys
 import time
 
-from bench.run_bench import environment
-from engine import RunConfig, cluster, runner, start
+from bench.run_bench import environment, start_warm_ray
+from engine import RunConfig, start
 from engine.anatomy import operator_times
 from engine.config import ConfigError
 from engine.samplers import wait_for_quiet_cpu
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             cell_config(args, layout, args.images, 1.0).validate()
     except ConfigError as exc:
         parser.error(str(exc))
-    cluster.connect(None, warm=True)
-    runner().warm_up(wait=True)
+    start_warm_ray()
     gpus = 1.0 if __import__("ray").cluster_resources().get("GPU") else 0.0
     gpu, env = environment(bool(gpus))
     command = "python -m bench.tune_actor " + " ".join(argv)
