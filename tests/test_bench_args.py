@@ -3,6 +3,7 @@
 import pytest
 
 from bench import gpu_sharing, run_bench
+from engine import cluster
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,7 @@ def test_tune_actor_refuses_a_negative_warm_up_in_one_line(capsys):
 def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
     from bench import tune_actor
 
-    monkeypatch.setattr(tune_actor, "start_warm_ray", lambda: pytest.fail("Ray started for a bad cell"))
+    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("Ray started for a bad cell"))
     with pytest.raises(SystemExit) as exit_:
         tune_actor.main(["--image-size", "0"])
     assert exit_.value.code == 2
@@ -59,7 +60,7 @@ def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
 def test_first_pool_refuses_bad_input_in_one_line_before_ray_starts(capsys, monkeypatch, args, message):
     from bench import first_pool
 
-    monkeypatch.setattr(first_pool, "start_warm_ray", lambda: pytest.fail("Ray started for bad input"))
+    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("Ray started for bad input"))
     with pytest.raises(SystemExit) as exit_:
         first_pool.main(args)
     assert exit_.value.code == 2
