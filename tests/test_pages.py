@@ -57,6 +57,26 @@ def test_switching_to_naive_loads_its_defaults(app):
     assert app.slider(key="batch").value == 4 and app.slider(key="concurrency").value == 2
 
 
+def test_a_link_opens_the_playground_with_its_settings_and_the_address_follows_the_controls(ray_local):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(pipeline="naive", model="resnet50", images="64", batch="2", precision="fp64", colour="red")
+    at.run()
+    assert not at.exception
+    assert at.radio(key="pipeline").value == "Naive" and at.selectbox(key="model").value == "resnet50"
+    assert at.slider(key="images").value == 64 and at.slider(key="batch").value == 2  # the link beats the defaults
+    assert at.slider(key="concurrency").value == 2  # what the link leaves out: the naive pipeline's default
+    assert at.selectbox(key="precision").value == "fp32"
+    assert [w.value for w in at.warning] == [
+        "link setting precision='fp64' ignored: must be one of fp32, bf16, fp16",
+        "link setting 'colour' ignored: links carry model, pipeline, precision, batch, concurrency, block, images",
+    ]
+    at.slider(key="block").set_value(4).run()
+    assert at.query_params == {
+        "model": "resnet50", "pipeline": "naive", "precision": "fp32",
+        "batch": "2", "concurrency": "2", "block": "4", "images": "64",
+    }  # fmt: skip
+
+
 def test_launching_a_tiny_cpu_run_ends_in_a_finished_summary(app):
     tiny_settings(app)
     [b for b in app.button if b.label == "Launch"][0].click().run()
@@ -151,3 +171,15 @@ def test_a_new_ray_address_during_a_run_is_refused_at_once_in_one_line_and_ray_s
     assert cluster.connected_address() is None
     app.session_state["ray_address"] = ""  # (AppTest drops the sidebar's widgets after an error there)
     assert not app.run().error
+
+
+def test_a_link_number_out_of_its_slider_range_is_named_and_ignored():
+    from ui import link
+
+    settings, problems = link.read({"batch": "5000", "images": "-16", "block": "8"}, {}, {
+        "batch": (1, 1024), "images": (16, 20_000), "block": (1, 256)})  # fmt: skip
+    assert settings == {"block": 8}
+    assert problems == [
+        "link setting batch='5000' ignored: must be a whole number from 1 to 1024",
+        "link setting images='-16' ignored: must be a whole number from 16 to 20000",
+    ]
