@@ -37,3 +37,15 @@ def finish(run, timeout: float = 180):
     """Wait for a run and return its summary, failing the test on a hang."""
     assert run.wait(timeout), f"run {run.id} still {run.status} after {timeout}s"
     return run.summary
+
+
+def why_it_failed(result) -> str:
+    """A child process's failure, readable: how it ended, the results it printed, its stderr less Ray's INFO."""
+    import signal
+
+    ended = f"killed by {signal.Signals(-result.returncode).name}" if result.returncode < 0 else "exit"
+    if result.returncode > 128:  # a shell or `timeout` in between reports a signal as 128 + its number
+        ended = f"exit (128 + {signal.Signals(result.returncode - 128).name})"
+    results = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    meaningful = [line for line in result.stderr.splitlines() if " INFO " not in line]
+    return "\n".join([f"rc {result.returncode} ({ended}); results so far:", *results, "stderr:", *meaningful[-60:]])

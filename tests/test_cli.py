@@ -1,16 +1,20 @@
 """`python -m engine` as a user types it: exit codes, progress, JSON, Ctrl-C."""
 
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 import ray
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "s3cr3t-9f8e7d6c5b4a"
 TINY = ["--images", "24", "--image-size", "32", "--block-size-mb", "1"]
 
 
@@ -41,29 +45,28 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert "Traceback" not in result.stderr
 
 
-def test_run_on_a_fresh_local_ray_writes_the_summary(tmp_path):
-    out = tmp_path / "run.json"
-    result = cli("run", "--pipeline", "actor", *TINY, "--batch-size", "8", "--json", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "finished: actor resnet18" in result.stdout
-    assert "images" in result.stderr  # the progress bar
-    summary = json.loads(out.read_text())
-    for key in (
-        "status",
-        "pipeline",
-        "model",
-        "weights",
-        "images",
-        "seconds",
-        "images_per_sec",
-        "first_result_s",
-        "model_loads",
-        "plan",
-        "timeseries",
-        "startup",
-    ):
-        assert key in summary
-    assert summary["status"] == "finished" and summary["images"] == 24 and summary["model_loads"] == 1
+@pytest.mark.slow
+def test_run_on_a_fresh_local_ray_writes_the_summary_and_no_trace_of_the_ray_auth_token():
+    """The token of a fresh local Ray (RAY_AUTH_TOKEN) is not in our output, our store, or Ray's own logs."""
+    where = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths live under it
+    try:
+        result = cli("run", "--pipeline", "actor", *TINY, "--batch-size", "8", "--json", f"{where}/run.json",
+                     env={**os.environ, "RAY_AUTH_TOKEN": SECRET, "RAY_TMPDIR": where,
+                          "PLAYGROUND_DB": f"{where}/runs.sqlite"})  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "finished: actor resnet18" in result.stdout
+        assert "images" in result.stderr  # the progress bar
+        summary = json.loads(open(f"{where}/run.json").read())
+        for key in ("status", "pipeline", "model", "weights", "images", "seconds", "images_per_sec",
+                    "first_result_s", "model_loads", "plan", "timeseries", "startup"):  # fmt: skip
+            assert key in summary
+        assert summary["status"] == "finished" and summary["images"] == 24 and summary["model_loads"] == 1
+        assert SECRET not in result.stdout + result.stderr
+        written = [p for p in glob.glob(f"{where}/**", recursive=True) if os.path.isfile(p)]
+        assert any("/logs/" in p for p in written)  # Ray's session logs are among what is searched
+        assert [p for p in written if SECRET.encode() in open(p, "rb").read()] == []
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def test_compare_joins_an_existing_cluster_and_prints_the_speedup(ray_local, tmp_path):

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.conftest import why_it_failed
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,7 @@ def test_cli_run_with_address_uses_both_nodes(two_nodes, tmp_path):
          "--quiet", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, why_it_failed(result)
     summary = json.loads(out.read_text())
     assert summary["status"] == "finished" and summary["rows"] == 1344
     nodes = summary["nodes"]
@@ -49,11 +51,15 @@ def test_cli_run_with_address_uses_both_nodes(two_nodes, tmp_path):
 @pytest.mark.e2e
 def test_the_app_joins_the_cluster_and_charts_each_node(two_nodes, tmp_path):
     from engine.store import RunStore
-    from tests.browser import ARTIFACTS, browser_page, serve_app
+    from tests.browser import ARTIFACTS, browser_page, serve_app, wait_for_warm_workers
 
     db = str(tmp_path / "runs.sqlite")
-    with serve_app("cluster", RAY_ADDRESS=two_nodes.address, PLAYGROUND_DB=db) as url, browser_page(url) as page:
+    with (
+        serve_app("cluster", RAY_ADDRESS=two_nodes.address, PLAYGROUND_DB=db) as url,
+        browser_page(f"{url}/?images=96") as page,
+    ):
         page.get_by_text("2 node(s)").wait_for(timeout=120_000)  # the sidebar shows the cluster it joined
+        wait_for_warm_workers(page)
         page.get_by_role("button", name="Launch").click()
         page.get_by_text("Sample predictions").wait_for(timeout=300_000)
         page.screenshot(path=os.path.join(ARTIFACTS, "cluster-finished.png"))
@@ -62,4 +68,4 @@ def test_the_app_joins_the_cluster_and_charts_each_node(two_nodes, tmp_path):
     run = store.get(store.history()[0]["id"])
     assert run["status"] == "finished"
     assert len(run["timeseries"][-1]["object_store_by_node"]) == 2  # each node's object store, sampled
-    assert run["summary"]["nodes"] and run["summary"]["rows"] == run["config"]["images"]
+    assert run["summary"]["nodes"] and run["summary"]["rows"] == run["config"]["images"] == 96  # as the link set

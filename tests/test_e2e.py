@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.browser import ARTIFACTS, browser_page, serve_app
+from tests.browser import ARTIFACTS, browser_page, serve_app, wait_for_warm_workers
 
 THROUGHPUT = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
@@ -25,9 +25,10 @@ def app_url():
 
 
 def test_launch_watch_live_and_see_the_summary(app_url):
-    with browser_page(app_url) as page:
+    with browser_page(f"{app_url}/?images=192") as page:  # a link with settings: a shorter run for CI
         launch = page.get_by_role("button", name="Launch")
         launch.wait_for(timeout=120_000)
+        wait_for_warm_workers(page)
         launch.click()
 
         counts: list[int] = []
@@ -47,3 +48,4 @@ def test_launch_watch_live_and_see_the_summary(app_url):
         page.get_by_text("Steady images/sec").wait_for()
         page.screenshot(path=os.path.join(ARTIFACTS, "e2e-finished.png"))
         assert page.get_by_text("GPU charts hidden").count() >= 1 or page.get_by_text("GPU utilisation").count() >= 1
+        assert "images=192" in page.url and "pipeline=actor" in page.url  # the address is a link to these settings

@@ -1,13 +1,14 @@
-"""Safe by default: a local-only server, Ray's token auth on, no pickled code, resolved paths, no leaked secrets."""
+"""Safe by default: a local-only server, Ray's token auth on, no pickled code, resolved paths, no leaked secrets.
+
+(That a fresh local Ray's auth token leaks nowhere is checked by test_cli's run on a fresh local Ray.)
+"""
 
 import ast
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -153,21 +154,3 @@ def test_a_secret_in_a_ray_address_reaches_no_store_summary_or_log(tmp_path):
     for text in [result.stdout, result.stderr, out.read_text()] + [p.read_bytes().decode("latin-1") for p in
                                                                    tmp_path.glob("runs.sqlite*")]:  # fmt: skip
         assert SECRET not in text
-
-
-@pytest.mark.slow
-def test_the_ray_auth_token_reaches_no_store_summary_or_log():
-    """A run on a fresh local Ray whose token is RAY_AUTH_TOKEN: not in our output, store, or Ray's own logs."""
-    where = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths live under it
-    try:
-        result = cli("run", "--images", "16", "--image-size", "32", "--batch-size", "8", "--block-size-mb", "1",
-                     "--json", f"{where}/run.json", RAY_AUTH_TOKEN=SECRET, RAY_TMPDIR=where,
-                     PLAYGROUND_DB=f"{where}/runs.sqlite")  # fmt: skip
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert json.loads(open(f"{where}/run.json").read())["status"] == "finished"
-        assert SECRET not in result.stdout + result.stderr
-        written = [p for p in glob.glob(f"{where}/**", recursive=True) if os.path.isfile(p)]
-        assert any("/logs/" in p for p in written)  # Ray's session logs are among what is searched
-        assert [p for p in written if SECRET.encode() in open(p, "rb").read()] == []
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
