@@ -70,9 +70,15 @@ def abort_current(error: Exception, stop_loop: bool = False) -> bool:
     return True
 
 
-def join_stopped(timeout: float) -> None:
-    """Wait up to `timeout` for the scheduling loop that `abort_current(stop_loop=True)` ended."""
+def join_stopped(timeout: float):
+    """Wait up to `timeout` for the scheduling loop that `abort_current(stop_loop=True)` ended.
+
+    Returns the loop's thread if it is still going on (blocked in a call to Ray), else None.
+    """
     with _lock:
         executor = _current.pop("stopping", None)
     if executor is not None:
         executor.join(timeout)
+        if executor.is_alive():
+            return executor
+    return None

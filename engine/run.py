@@ -8,6 +8,7 @@ pipeline, the caller gets a status and a one-line error, never an exception.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import queue
@@ -66,6 +67,7 @@ class Run:
         self._lost: str | None = None  # why the cluster went away, if it did
         self._gone = False  # ...and whether it is gone altogether (its GCS stopped answering)
         self._node_watch: threading.Thread | None = None  # asks Ray for its nodes while the run goes
+        self._letting_go = threading.Event()  # set once the cluster is gone and is about to be dropped
         self.persist = lambda: None  # set by the runner: writes the run to the store
         self._persisted_at = 0.0
 
@@ -131,11 +133,11 @@ class Run:
                 reporter = get_reporter()
                 import ray
 
-                self._get_unless_stopped(reporter.reset.remote(self.id), timeout=60)  # its actor may be starting
+                _get_unless(reporter.reset.remote(self.id), 60, self._stop, RunStopped())  # its actor may be starting
                 self.marks["connected"] = time.time()
                 self.sampler = MetricsSampler(
                     self.launched_at,
-                    lambda: ray.get(reporter.snapshot.remote(), timeout=10),
+                    lambda: _get_unless(reporter.snapshot.remote(), 10, self._letting_go, RuntimeError("letting go")),
                     on_sample=lambda: self._persist_every(2.0),
                 ).start()
                 self._consume(reporter)
@@ -169,14 +171,28 @@ class Run:
         """Quiet this run's threads that call Ray, then drop the connection to the cluster that went away.
 
         Each thread is told to make no further Ray call, and given QUIET_S to finish what it is doing.
-        One blocked on the dead GCS stays blocked until the shutdown ends its call with an error.
+        One still inside a call then (most often asking the dead GCS for its state) is made to end at
+        its next Python step, so that when its call returns after the shutdown it does not go on calling
+        a Ray that is gone: that crashed the process as the next run started Ray afresh
+        (tests/lost_cluster.py, about 1 run in 14). Ray is dropped all the same, since left connected
+        to a dead GCS it ends the process itself.
         """
+        self._letting_go.set()
         deadline = time.time() + QUIET_S
-        if self.sampler:
-            self.sampler.stop(final=False, wait_s=QUIET_S)
-        executor_hook.join_stopped(timeout=max(0.0, deadline - time.time()))
+        busy = {}
+        if self.sampler and not self.sampler.stop(final=False, wait_s=QUIET_S):
+            busy["the metrics sampler"] = self.sampler.thread
+        loop = executor_hook.join_stopped(timeout=max(0.0, deadline - time.time()))
+        if loop:
+            busy["Ray Data's scheduling loop"] = loop
         if self._node_watch:
             self._node_watch.join(timeout=max(0.0, deadline - time.time()))
+            if self._node_watch.is_alive():
+                busy["the node watch"] = self._node_watch
+        if busy:
+            log.warning("dropping the lost cluster while %s still wait(s) on it", ", ".join(busy))
+            for thread in busy.values():
+                _end_at_next_step(thread)
         cluster.disconnect()
 
     def _consume(self, reporter) -> None:
@@ -211,17 +227,6 @@ class Run:
         if self._stop.is_set():
             raise RunStopped()
 
-    def _get_unless_stopped(self, ref, timeout: float):
-        """`ray.get(ref, timeout)`, except that a Stop pressed meanwhile ends the wait (and the run) at once."""
-        import ray
-
-        deadline = time.time() + timeout
-        while not ray.wait([ref], timeout=min(0.5, max(0.0, deadline - time.time())))[0]:
-            self._raise_if_stopped()
-            if time.time() >= deadline:
-                raise ray.exceptions.GetTimeoutError(f"no answer from Ray within {timeout:g} s")
-        return ray.get(ref)
-
     def _wrap_up(self, reporter, status: str, error: str | None) -> None:
         ended = time.time()
         workers = {}
@@ -246,6 +251,29 @@ class Run:
             error = error or one_line(exc, self.config)
             status = "failed"
         self._finish(status, error)
+
+
+def _end_at_next_step(thread: threading.Thread) -> None:
+    """Have `thread` raise SystemExit as soon as it runs Python again (a thread blocked in C stays blocked)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+
+
+def _get_unless(ref, timeout: float, given_up: threading.Event, error: Exception):
+    """`ray.get(ref, timeout)` in short waits, raising `error` as soon as `given_up` is set.
+
+    A Stop pressed ends a wait at once; so does a cluster being dropped, which must find no thread
+    inside a Ray call (a wait still going on in Ray's core as Ray shuts down and starts again can end
+    the whole process).
+    """
+    import ray
+
+    deadline = time.time() + timeout
+    while not ray.wait([ref], timeout=min(0.25, max(0.0, deadline - time.time())))[0]:
+        if given_up.is_set():
+            raise error
+        if time.time() >= deadline:
+            raise ray.exceptions.GetTimeoutError(f"no answer from Ray within {timeout:g} s")
+    return ray.get(ref)
 
 
 def _check_some_images_read(config: RunConfig, reported: dict) -> None:

@@ -121,29 +121,29 @@ class MetricsSampler:
         self.interval = interval
         self.points: list[dict] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="metrics-sampler", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name="metrics-sampler", daemon=True)
         self._recent: list[tuple[float, int]] = [(started_at, 0)]
 
     def start(self) -> MetricsSampler:
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
         self.gpus = GpuReader()
-        self._thread.start()
+        self.thread.start()
         return self
 
-    def stop(self, final: bool = True, wait_s: float = 5.0) -> None:
-        """End sampling, waiting up to `wait_s` for a reading in flight; a second call does nothing.
+    def stop(self, final: bool = True, wait_s: float = 5.0) -> bool:
+        """End sampling, waiting up to `wait_s` for a reading in flight; False if it is still going on.
 
         With `final`, a last point (so the series ends at the end) and the GPU readers freed. Without it
         (the cluster went away and Ray is about to be shut down), no further Ray call: one made while Ray
         shuts down ends the whole process.
         """
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        self._thread.join(timeout=wait_s)
-        if final:
-            self.sample()
-            self.gpus.close()
+        if not self._stop.is_set():
+            self._stop.set()
+            self.thread.join(timeout=wait_s)
+            if final:
+                self.sample()
+                self.gpus.close()
+        return not self.thread.is_alive()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -151,7 +151,8 @@ class MetricsSampler:
                 self.sample()
                 self.on_sample()
             except Exception:  # a sampler must never take the run down
-                log.exception("metrics sample failed")
+                if not self._stop.is_set():  # (one cut short by stop() is no news)
+                    log.exception("metrics sample failed")
 
     def sample(self) -> dict:
         now = time.time()

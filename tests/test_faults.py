@@ -12,7 +12,7 @@ import pytest
 import ray
 
 from engine import RunConfig, nvml, start
-from tests.conftest import finish
+from tests.conftest import finish, why_it_failed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,7 +24,7 @@ def test_losing_a_node_then_the_whole_cluster_fails_runs_in_one_line_and_the_nex
         cwd=ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "PLAYGROUND_OBJECT_STORE_MB": "300"},
     )  # fmt: skip
-    assert driver.returncode == 0, driver.stderr[-3000:]  # the app's process outlived its cluster
+    assert driver.returncode == 0, why_it_failed(driver)  # the app's process outlived its cluster
     outcomes = [json.loads(line) for line in driver.stdout.splitlines() if line.startswith("{")]
     print(outcomes)
     node_left, cluster_gone, fresh = outcomes
@@ -235,7 +235,7 @@ def test_a_full_disk_fails_the_run_in_one_line_and_a_full_store_disk_fails_no_ru
     (tmp_path / "full").mkdir()
     script = 'mount -t tmpfs -o size=1m tmpfs "$FULL" && exec "$PY" -m tests.full_disk "$FULL" "$DB"'
     result = in_namespace(script, FULL=str(tmp_path / "full"), DB=str(tmp_path / "runs.sqlite"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, why_it_failed(result)
     cases = {case.pop("case"): case for case in map(json.loads, result.stdout.splitlines()) if "case" in case}
     print(cases)
     output, store, unopenable = cases["output"], cases["store"], cases["unopenable_store"]
@@ -252,7 +252,7 @@ def fail_then_run(failing: RunConfig, following: RunConfig, **env: str) -> tuple
         [sys.executable, "-m", "tests.failed_run", json.dumps(failing.to_dict()), json.dumps(following.to_dict())],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **env},
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, why_it_failed(result)
     failed, then = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     print(failed, then)
     return failed, then
@@ -277,3 +277,22 @@ def test_an_absurd_batch_runs_out_of_gpu_memory_in_one_line_and_gives_it_back(ti
     assert failed["error"] == "GPU out of memory at batch size 2048: try a smaller batch size or fewer GPUs per actor"
     assert failed["actors"] == 0 and failed["gpu_mem_after"] <= failed["gpu_mem_before"] + 2**30  # given back
     assert then["status"] == "finished"  # the runner takes the next run, on the same GPU
+
+
+def test_a_thread_told_to_end_ends_as_its_blocking_call_returns_and_runs_nothing_after():
+    import threading
+
+    from engine.run import _end_at_next_step
+
+    went_on = threading.Event()
+
+    def blocked() -> None:
+        time.sleep(1.0)  # a call in C, as a call to a dead GCS is
+        went_on.set()
+
+    thread = threading.Thread(target=blocked)
+    thread.start()
+    time.sleep(0.2)
+    _end_at_next_step(thread)
+    thread.join(5)
+    assert not thread.is_alive() and not went_on.is_set()
