@@ -33,6 +33,7 @@ _owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
 # Ray itself would wait 60 s and then end the whole process (the app with it), so the driver's own
 # limit is raised well past ours: the app notices first and carries on.
 LOST_AFTER_S = 10.0
+NODES_TIMEOUT_S = 3.0  # a GCS that does not answer the node list within this is treated as unreachable
 NODE_GRACE_S = 30.0  # after a node leaves, how long Ray may take to move its work before the run fails
 DRIVER_RECONNECT_TIMEOUT_S = "300"
 # While objects keep dying, Ray's raylet deletes them in batches of 100. Image blocks are tens of MB, so
@@ -55,6 +56,7 @@ class NodeInfo:
     object_store_bytes: float
     alive: bool
     heap_bytes: float = 0.0  # Ray's "memory" resource: what tasks and actors may use beside the object store
+    manager_port: int = 0  # the node's raylet, which serves its object-store stats
 
 
 def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False) -> str:
@@ -259,21 +261,29 @@ def node_label(address: str, node_id: str) -> str:
     return f"{address} ({node_id[:6]})"
 
 
-def nodes() -> list[NodeInfo]:
+def nodes(timeout_s: float = NODES_TIMEOUT_S) -> list[NodeInfo]:
+    """Every node the GCS knows, alive or not; raises within `timeout_s` when the GCS does not answer.
+
+    Asked through the GCS client with a timeout: `ray.nodes()` waits for as long as the GCS is gone
+    (over 90 s measured), and a thread still inside such a call when a lost cluster is dropped
+    can take the whole process down.
+    """
     import ray
+    from ray.core.generated.gcs_pb2 import GcsNodeInfo
 
     found = []
-    for node in ray.nodes():
-        res = node.get("Resources", {})
+    for node_id, node in ray._private.worker.global_worker.gcs_client.get_all_node_info(timeout=timeout_s).items():
+        res = node.resources_total
         found.append(
             NodeInfo(
-                node_id=node["NodeID"],
-                address=node["NodeManagerAddress"],
+                node_id=node_id.hex(),
+                address=node.node_manager_address,
                 cpus=res.get("CPU", 0.0),
                 gpus=res.get("GPU", 0.0),
                 object_store_bytes=res.get("object_store_memory", 0.0),
-                alive=bool(node["Alive"]),
+                alive=node.state == GcsNodeInfo.GcsNodeState.ALIVE,
                 heap_bytes=res.get("memory", 0.0),
+                manager_port=node.node_manager_port,
             )
         )
     return found

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import threading
 
+import ray
 from ray.data._internal.execution.execution_callback import ExecutionCallback
+from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
+from ray.data._internal.execution.operators import actor_pool_map_operator
+from ray.data._internal.utils.cache import timed_cache
 
 _lock = threading.Lock()
 _current: dict[str, object] = {}
+_given_up = threading.Event()  # the running execution's cluster went away: its loop must leave Ray
 
 
 class CaptureExecutor(ExecutionCallback):
     def before_execution_starts(self, executor) -> None:
         with _lock:
             _current["executor"] = executor
+            _given_up.clear()
 
     def after_execution_succeeds(self, executor) -> None:
         self._forget(executor)
@@ -33,12 +39,30 @@ class CaptureExecutor(ExecutionCallback):
                 _current.pop("executor")
 
 
+@timed_cache(ttl=1)
+def _actor_locations(logical_actor_ids: tuple[str, ...]) -> dict[str, str]:
+    """Ray Data's own lookup (its scheduling loop asks every second where the pool's actors are), in short waits.
+
+    Ray Data waits for the answer without a timeout; once the cluster is gone it never comes, and a
+    loop still inside that wait when Ray is shut down ends the whole process as the wait returns
+    (tests/lost_cluster.py). Here the wait ends as soon as the execution is given up.
+    """
+    if not logical_actor_ids:
+        return {}
+    ref = get_or_create_actor_location_tracker().get_actor_locations.remote(logical_actor_ids)
+    while not ray.wait([ref], timeout=0.25)[0]:
+        if _given_up.is_set():
+            raise RuntimeError("the cluster went away: actor locations unknown")
+    return ray.get(ref)
+
+
 def install() -> None:
     from ray.data import DataContext
 
     classes = DataContext.get_current().custom_execution_callback_classes
     if CaptureExecutor not in classes:
         classes.append(CaptureExecutor)
+    actor_pool_map_operator.get_actor_locations = _actor_locations
 
 
 def shutdown_current() -> bool:
@@ -65,6 +89,7 @@ def abort_current(error: Exception, stop_loop: bool = False) -> bool:
     if executor is None:
         return False
     if stop_loop:
+        _given_up.set()
         executor._shutdown = True
     executor._output_node[1].mark_finished(error)
     return True

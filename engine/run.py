@@ -24,7 +24,7 @@ from engine.config import RunConfig
 from engine.errors import one_line, redact
 from engine.models import weights_kind
 from engine.reporter import get_reporter
-from engine.samplers import MetricsSampler
+from engine.samplers import MetricsSampler, wait_for_quiet_cpu
 from engine.store import RunStore
 from engine.summary import summarize
 from engine.warm import keep_warm
@@ -35,9 +35,12 @@ STATUSES = ("queued", "starting", "running", "finished", "failed", "stopped")
 DONE = ("finished", "failed", "stopped")
 SAMPLE_ROWS = 8
 SWITCH_WAIT_S = 120.0  # a run for another address waits this long for warm-up (or a ceiling) to let go of Ray
-QUIET_S = 2.0  # how long a run's threads are given to stop calling Ray before a gone cluster is dropped
+# How long a run's threads are given to stop calling Ray before a gone cluster is dropped: longer than a
+# node-list call may take, so none is still inside one then.
+QUIET_S = cluster.NODES_TIMEOUT_S + 1.0
 DROP_AFTER_S = 60.0  # a run that has not ended this long after its cluster went away: drop the cluster anyway
-WARM_WORKERS = 8  # fresh torch-ready workers kept idle per node between runs (and no more than CPUs)
+WARM_WORKERS = 8  # fresh torch-ready workers kept idle per node between runs (and no more than its CPUs)
+WARM_SETTLE_S = 60.0  # the most a warm-up waits for the prestarted workers' torch imports to end
 
 
 class RunStopped(Exception):
@@ -381,14 +384,17 @@ class Runner:
                     keep_warm(min(used, self.warm_per_node), wait=False)
 
     def _rewarm(self) -> None:
-        """Fill Ray's pool with idle torch-ready workers for the next Launch."""
-        import ray
+        """Fill Ray's pool with idle torch-ready workers for the next Launch; done once their imports are.
 
+        "Warm" is said only once this machine's CPUs are quiet again (WARM_SETTLE_S at most): a Launch
+        while the prestarted workers still import torch shares the cores with them.
+        """
         with cluster.held("warming workers") as connected:
             if connected:
-                cpus = int(ray.cluster_resources().get("CPU", 1))
-                self.warm_per_node = min(WARM_WORKERS, cpus)
+                self.warm_per_node = WARM_WORKERS
                 self.warm_workers = keep_warm(self.warm_per_node)
+        if self.warm_workers:
+            wait_for_quiet_cpu(WARM_SETTLE_S)
         self.warming = False
 
 

@@ -16,7 +16,7 @@ import psutil
 import ray
 
 from engine import nvml
-from engine.cluster import live_pool_actors, node_label
+from engine.cluster import live_pool_actors, node_label, nodes
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +34,21 @@ class StoreReading:
 
 def read_object_store() -> list[StoreReading]:
     """Object-store use of every live node, from each raylet's own stats."""
-    import ray
     from ray._private.internal_api import node_stats
 
     readings = []
-    for node in ray.nodes():
-        if not node["Alive"]:
+    for node in nodes():
+        if not node.alive:
             continue
         try:
-            stats = node_stats(node["NodeManagerAddress"], node["NodeManagerPort"], include_memory_info=False)
+            stats = node_stats(node.address, node.manager_port, include_memory_info=False)
         except Exception as exc:  # a node going away mid-read
-            log.debug("object store of %s unreadable: %s", node["NodeManagerAddress"], exc)
+            log.debug("object store of %s unreadable: %s", node.address, exc)
             continue
         store = stats.store_stats
         readings.append(
             StoreReading(
-                node=node_label(node["NodeManagerAddress"], node["NodeID"]),
+                node=node_label(node.address, node.node_id),
                 used_bytes=int(store.object_store_bytes_used),
                 capacity_bytes=int(store.object_store_bytes_avail),
                 spilled_bytes=int(store.spilled_bytes_total),
@@ -73,14 +72,14 @@ class GpuReader:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = ray.get_runtime_context().get_node_id()
-        alive = [n for n in ray.nodes() if n["Alive"]]
-        self.local = next((node_label(n["NodeManagerAddress"], here) for n in alive if n["NodeID"] == here), "local")
+        alive = [n for n in nodes() if n.alive]
+        self.local = next((node_label(n.address, here) for n in alive if n.node_id == here), "local")
         self.remote = {
-            node_label(n["NodeManagerAddress"], n["NodeID"]): NodeGpus.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            node_label(n.address, n.node_id): NodeGpus.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n.node_id, soft=False)
             ).remote()
             for n in alive
-            if n["NodeID"] != here and n.get("Resources", {}).get("GPU", 0) > 0
+            if n.node_id != here and n.gpus > 0
         }
 
         self.pending = {node: actor.read.remote() for node, actor in self.remote.items()}

@@ -136,6 +136,38 @@ def test_aborting_for_a_gone_cluster_ends_ray_datas_loop_and_its_consumer(ray_lo
     assert not loop.is_alive()  # nothing of Ray Data's calls Ray any more: it may be shut down
 
 
+def test_ray_datas_actor_lookup_leaves_ray_once_the_cluster_is_given_up(ray_local, monkeypatch):
+    """Ray Data's loop asks where its actors are without a timeout; once given up, it must not stay in that call."""
+    import threading
+
+    from ray.data._internal.execution.operators import actor_pool_map_operator
+
+    from engine import executor_hook
+    from engine.warm import _hold
+
+    executor_hook.install()
+    assert actor_pool_map_operator.get_actor_locations is executor_hook._actor_locations
+    asked = []
+
+    class SilentTracker:  # its answer never comes, as when the tracker's node is gone with the GCS
+        class get_actor_locations:
+            @staticmethod
+            def remote(ids):
+                asked.append(ray.remote(num_cpus=0)(_hold).remote(60))
+                return asked[-1]
+
+    monkeypatch.setattr(executor_hook, "get_or_create_actor_location_tracker", SilentTracker)
+    threading.Timer(0.5, executor_hook._given_up.set).start()  # what abort_current(stop_loop=True) does
+    started = time.time()
+    try:
+        with pytest.raises(RuntimeError, match="the cluster went away"):
+            executor_hook._actor_locations(("a-pool-actor",))
+        assert time.time() - started < 5
+    finally:
+        executor_hook._given_up.clear()
+        [ray.cancel(ref, force=True) for ref in asked]
+
+
 def test_cuda_out_of_memory_raised_in_ray_becomes_the_batch_size_advice(ray_local):
     import torch
 
