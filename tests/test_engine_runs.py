@@ -1,4 +1,8 @@
-"""Real Ray Data runs on a small local Ray: both pipelines, metrics, stop, failure, queue."""
+"""Real Ray Data runs on a small local Ray: both pipelines, metrics, stop, failure, queue.
+
+Tests of what both pipelines share (the queue, outputs, data sources) run the naive one: its tasks reuse
+Ray's idle workers, where each actor run starts a fresh worker that imports torch.
+"""
 
 import os
 import threading
@@ -12,7 +16,7 @@ from engine import start
 from engine.cluster import live_pool_actors
 from engine.samplers import wait_for_quiet_cpu
 from engine.summary import PHASES
-from tests.conftest import finish
+from tests.conftest import TINY, finish
 
 POINT_FIELDS = {
     "t",
@@ -27,14 +31,21 @@ POINT_FIELDS = {
 }
 
 
-def test_actor_pipeline_predicts_every_image_with_one_model_load(ray_local, tiny):
-    summary = finish(start(tiny))
+@pytest.fixture(scope="module")
+def actor_run(ray_local) -> dict:
+    """One finished tiny actor run, whose summary several tests read: each actor run starts a fresh
+    worker that imports torch (about 6 s of a CI core), so tests that only read a summary share one."""
+    return finish(start(TINY.replace(images=48)))
+
+
+def test_actor_pipeline_predicts_every_image_with_one_model_load(actor_run):
+    summary = actor_run
     assert summary["status"] == "finished", summary["error"]
-    assert summary["rows"] == tiny.images
-    assert summary["model_loads"] == tiny.concurrency == 1
+    assert summary["rows"] == 48
+    assert summary["model_loads"] == TINY.concurrency == 1
     assert summary["weights"] == "random"
     (node,) = summary["nodes"]  # one local node did all the work
-    assert node["rows"] == tiny.images and node["model_loads"] == 1 and node["address"]
+    assert node["rows"] == 48 and node["model_loads"] == 1 and node["address"]
     first = summary["predictions"][0]
     assert 0 <= first["label_index"] < 1000 and isinstance(first["label"], str) and 0 < first["confidence"] <= 1
     assert "ActorPoolMapOperator" in summary["plan"] and "->" in summary["plan"]
@@ -50,9 +61,8 @@ def test_naive_pipeline_loads_the_model_once_per_batch(ray_local, tiny):
     assert "TaskPoolMapOperator" in summary["plan"]
 
 
-def test_timeseries_has_every_field_and_no_fake_gpu_zeros(ray_local, tiny):
-    summary = finish(start(tiny.replace(images=48)))
-    points = summary["timeseries"]
+def test_timeseries_has_every_field_and_no_fake_gpu_zeros(actor_run):
+    points = actor_run["timeseries"]
     assert points and all(POINT_FIELDS <= set(p) for p in points)
     assert points[-1]["rows"] == 48
     assert [p["t"] for p in points] == sorted(p["t"] for p in points)
@@ -61,12 +71,11 @@ def test_timeseries_has_every_field_and_no_fake_gpu_zeros(ray_local, tiny):
     assert all(p["object_store_capacity_bytes"] > 0 for p in points)
 
 
-def test_startup_phases_are_ordered_and_add_up_to_first_result(ray_local, tiny):
-    summary = finish(start(tiny))
-    phases = summary["startup"]
+def test_startup_phases_are_ordered_and_add_up_to_first_result(actor_run):
+    phases = actor_run["startup"]
     assert list(phases) == list(PHASES)
     assert all(v >= 0 for v in phases.values())
-    assert sum(phases.values()) <= summary["first_result_s"] + 0.01
+    assert sum(phases.values()) <= actor_run["first_result_s"] + 0.01
 
 
 def test_stop_in_the_middle_ends_the_run_and_frees_its_actors(ray_local, tiny):
@@ -95,8 +104,8 @@ def test_a_failing_udf_fails_the_run_with_its_cause_and_the_next_run_works(ray_l
 
 
 def test_second_start_is_queued_behind_the_first(ray_local, tiny):
-    first = start(tiny.replace(images=96))
-    second = start(tiny)
+    first = start(tiny.replace(images=96, pipeline="naive"))
+    second = start(tiny.replace(pipeline="naive"))
     assert second.status == "queued"
     finish(first)
     assert finish(second)["status"] == "finished"
@@ -104,7 +113,7 @@ def test_second_start_is_queued_behind_the_first(ray_local, tiny):
 
 
 def test_stop_a_queued_run_never_starts_it(ray_local, tiny):
-    first = start(tiny)
+    first = start(tiny.replace(pipeline="naive"))
     second = start(tiny)
     second.stop()
     assert second.status == "stopped" and second.wait(1)
@@ -115,7 +124,7 @@ def test_output_folder_gets_parquet_predictions(ray_local, tiny, tmp_path):
     import pyarrow.parquet as pq
 
     out = tmp_path / "preds"
-    summary = finish(start(tiny.replace(output=str(out))))
+    summary = finish(start(tiny.replace(output=str(out), pipeline="naive")))
     assert summary["status"] == "finished", summary["error"]
     table = pq.read_table(out)
     assert table.num_rows == tiny.images
@@ -124,7 +133,7 @@ def test_output_folder_gets_parquet_predictions(ray_local, tiny, tmp_path):
 
 
 def test_jpeg_files_are_written_once_and_decoded(ray_local, tiny):
-    summary = finish(start(tiny.replace(data="jpeg")))
+    summary = finish(start(tiny.replace(data="jpeg", pipeline="naive")))
     assert summary["status"] == "finished", summary["error"]
     assert summary["rows"] == tiny.images
     assert summary["predictions"][0]["key"].endswith(".jpg")
@@ -135,7 +144,7 @@ def test_a_folder_of_images(ray_local, tiny, tmp_path):
 
     for i in range(5):
         Image.fromarray(np.full((40, 50, 3), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
-    summary = finish(start(tiny.replace(data=str(tmp_path))))
+    summary = finish(start(tiny.replace(data=str(tmp_path), pipeline="naive")))
     assert summary["status"] == "finished", summary["error"]
     assert summary["rows"] == 5
 
