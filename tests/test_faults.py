@@ -290,8 +290,9 @@ def fail_then_run(failing: RunConfig, following: RunConfig, **env: str) -> tuple
     return failed, then
 
 
-def test_a_run_failing_in_its_actors_gives_them_back_and_the_next_run_goes(tiny):
-    failed, then = fail_then_run(tiny.replace(model="vit_b_16", image_size=64), tiny)  # ViT takes 224 px only
+def test_a_run_failing_in_its_actors_gives_them_back_and_the_next_run_goes(ray_local, tiny):
+    joined = tiny.replace(address=ray.get_runtime_context().gcs_address)  # the suite's Ray: no second one to start
+    failed, then = fail_then_run(joined.replace(model="vit_b_16", image_size=64), joined)  # ViT takes 224 px only
     assert failed["status"] == "failed"
     assert failed["error"] == "AssertionError: Wrong image height! Expected 224 but got 64!"
     assert failed["actors"] == 0  # they stayed until Python's next cycle collection before the fix
