@@ -2,7 +2,9 @@
 
 `python -m tests.full_disk FULL DB`: opens a run store on FULL while there is room, fills FULL up,
 then runs three times through Runners as the app does: predictions written to FULL (store in DB),
-the store on FULL, and a store that cannot even be opened there. One JSON line per run.
+the store on FULL, and a store that cannot even be opened there. One JSON line per run. The runs
+are naive ones: a disk failing does not depend on the pipeline, and naive tasks share their workers'
+torch import, where each actor run would start (and import torch in) a worker of its own.
 """
 
 import json
@@ -14,7 +16,7 @@ from engine import RunConfig
 from engine.run import Runner
 from engine.store import RunStore
 
-TINY = RunConfig(images=24, image_size=32, batch_size=8, block_size_mb=1)
+TINY = RunConfig(pipeline="naive", images=24, image_size=32, batch_size=8, block_size_mb=1)
 
 
 def fill(folder: str) -> None:
