@@ -87,8 +87,18 @@ def _ctrl_c_as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def running(db: str) -> bool:
+    """The run the CLI recorded in `db` is going."""
+    from engine.store import RunStore
+
+    if not os.path.exists(db):
+        return False
+    runs = RunStore(db).history()
+    return bool(runs) and runs[0]["status"] == "running"
+
+
 def test_ctrl_c_records_the_run_as_stopped(ray_local, tmp_path):
-    out = tmp_path / "stopped.json"
+    out, db = tmp_path / "stopped.json", str(tmp_path / "runs.sqlite")
     address = ray.get_runtime_context().gcs_address
     proc = subprocess.Popen(
         [
@@ -114,9 +124,13 @@ def test_ctrl_c_records_the_run_as_stopped(ray_local, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=_ctrl_c_as_at_a_terminal,
+        env={**os.environ, "PLAYGROUND_DB": db},
     )
     try:
-        time.sleep(12)  # connected and working (Ctrl-C must be recorded at any point anyway)
+        deadline = time.time() + 120
+        while not running(db) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.5)  # Ctrl-C must be recorded at any point; once the pipeline goes is the common case
+        assert running(db), "the run never started"
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
