@@ -33,6 +33,16 @@ def tiny() -> RunConfig:
     return TINY
 
 
+def run_cli(*args: str) -> int:
+    """`python -m engine ARGS` in this process (no interpreter to start); returns its exit code."""
+    from engine import cli
+
+    try:
+        return cli.main(list(args))
+    except SystemExit as exit_:  # argparse refuses before main returns
+        return exit_.code
+
+
 def finish(run, timeout: float = 180):
     """Wait for a run and return its summary, failing the test on a hang."""
     assert run.wait(timeout), f"run {run.id} still {run.status} after {timeout}s"

@@ -7,9 +7,10 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import advisor, cli, cluster, nvml
+from engine import advisor, cluster, nvml
 from engine.advisor import AdviceError, advise, explain, predicted, verify_config
 from engine.cluster import NodeInfo
+from tests.conftest import run_cli
 from tests.test_pages import run_until
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
@@ -149,13 +150,6 @@ def test_a_gpu_node_is_prefilled_as_it_is(ray_local, monkeypatch):
 
 
 # --- the command line ----------------------------------------------------------------------------------------------
-
-
-def run_cli(*args: str) -> int:
-    try:
-        return cli.main(list(args))
-    except SystemExit as exit_:  # argparse refuses before main returns
-        return exit_.code
 
 
 def test_advise_prints_each_constraint_and_writes_the_json(tmp_path, capsys):

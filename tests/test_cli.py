@@ -13,6 +13,8 @@ import time
 import pytest
 import ray
 
+from tests.conftest import run_cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "s3cr3t-9f8e7d6c5b4a"
 TINY = ["--images", "24", "--image-size", "32", "--block-size-mb", "1"]
@@ -22,6 +24,11 @@ def cli(*args, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, **kwargs
     )
+
+
+def main_here(capsys, *args) -> tuple[int, str]:
+    """`python -m engine ARGS` in this process: its exit code and stderr."""
+    return run_cli(*args), capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -38,11 +45,18 @@ def cli(*args, **kwargs):
         ["fly"],
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(args):
-    result = cli(*args)
+def test_bad_arguments_exit_2_with_one_line(args, capsys):
+    code, stderr = main_here(capsys, *args)
+    assert code == 2
+    assert stderr.count("\n") == 1 and stderr.startswith("error:")
+    assert "Traceback" not in stderr
+
+
+def test_python_m_engine_exits_2_with_one_line_for_bad_input():
+    """The same refusal through the real entry point (the cases above call its main in this process)."""
+    result = cli("run", "--batch-size", "0")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
-    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
@@ -139,7 +153,7 @@ def test_ctrl_c_records_the_run_as_stopped(ray_local, tmp_path):
     assert json.loads(out.read_text())["status"] == "stopped"
 
 
-def test_history_lists_recorded_runs_newest_first_and_exports(tmp_path):
+def test_history_lists_recorded_runs_newest_first_and_exports(tmp_path, capsys):
     from engine.config import RunConfig
     from engine.store import RunStore
 
@@ -156,21 +170,21 @@ def test_history_lists_recorded_runs_newest_first_and_exports(tmp_path):
         Recorded.status = status
         store.save(Recorded())
     out, export = tmp_path / "history.json", tmp_path / "export.json"
-    result = cli("history", "--db", db, "--json", str(out), "--export", str(export))
-    assert result.returncode == 0, result.stderr
+    code, stderr = main_here(capsys, "history", "--db", db, "--json", str(out), "--export", str(export))
+    assert code == 0, stderr
     runs = json.loads(out.read_text())["runs"]
     assert [r["id"] for r in runs] == ["run1", "run0"]
     assert set(runs[0]) == {"id", "started_at", "status", "pipeline", "model", "images_per_sec", "error"}
     assert runs[0]["error"] == "boom"
-    assert cli("history", "--db", str(tmp_path / "other.sqlite"), "--import", str(export)).returncode == 0
+    assert main_here(capsys, "history", "--db", str(tmp_path / "other.sqlite"), "--import", str(export))[0] == 0
     assert len(RunStore(str(tmp_path / "other.sqlite")).history()) == 2
 
 
-def test_history_refuses_a_bad_import_in_one_line(tmp_path):
+def test_history_refuses_a_bad_import_in_one_line(tmp_path, capsys):
     db = str(tmp_path / "runs.sqlite")
     bad = tmp_path / "bad.json"
     bad.write_text("not json")
     for path in (str(bad), str(tmp_path / "missing.json")):
-        result = cli("history", "--db", db, "--import", path)
-        assert result.returncode == 2
-        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: history:")
+        code, stderr = main_here(capsys, "history", "--db", db, "--import", path)
+        assert code == 2
+        assert stderr.count("\n") == 1 and stderr.startswith("error: history:")
