@@ -24,10 +24,10 @@ from engine.config import RunConfig
 from engine.errors import one_line, redact
 from engine.models import weights_kind
 from engine.reporter import get_reporter
-from engine.samplers import MetricsSampler, wait_for_quiet_cpu
+from engine.samplers import MetricsSampler
 from engine.store import RunStore
 from engine.summary import summarize
-from engine.warm import keep_warm
+from engine.warm import keep_warm, wait_until_imported
 
 log = logging.getLogger(__name__)
 
@@ -386,15 +386,16 @@ class Runner:
     def _rewarm(self) -> None:
         """Fill Ray's pool with idle torch-ready workers for the next Launch; done once their imports are.
 
-        "Warm" is said only once this machine's CPUs are quiet again (WARM_SETTLE_S at most): a Launch
-        while the prestarted workers still import torch shares the cores with them.
+        "Warm" is said only once the workers it started on this machine are idle (WARM_SETTLE_S at
+        most): a Launch while they still import torch shares the cores with them.
         """
+        started = time.time()
         with cluster.held("warming workers") as connected:
             if connected:
                 self.warm_per_node = WARM_WORKERS
                 self.warm_workers = keep_warm(self.warm_per_node)
         if self.warm_workers:
-            wait_for_quiet_cpu(WARM_SETTLE_S)
+            wait_until_imported(started, WARM_SETTLE_S)
         self.warming = False
 
 

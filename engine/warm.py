@@ -26,6 +26,8 @@ KEEP_ALIVE_S = 1800  # an unused prestarted worker exits after this
 HOLD_S = 6.0  # fallback: long enough that Ray starts one worker per hold task instead of reusing one
 FILL_HOLD_S = 1.0  # long enough that the tasks of one fill run side by side, each on a worker of its own
 REFILL_HOLD_S = 0.5  # fallback after a run: short, so a quick next Launch finds the workers idle, not holding
+IMPORTING_CPU_PCT = 10.0  # a worker process above this share of one core is still importing
+MIN_SETTLE_S = 2.0  # the raylet starts prestarted workers a moment after the call: look at least this long
 
 
 def prepare_worker() -> None:
@@ -124,3 +126,32 @@ def keep_warm(count: int, wait: bool = True) -> int:
     except Exception as exc:  # warming is an optimisation; never fail for it
         log.warning("could not warm workers: %s", exc)
         return 0
+
+
+def wait_until_imported(since: float, limit_s: float) -> float:
+    """Wait until this machine's Ray worker processes started since `since` are idle; returns the seconds waited.
+
+    A prestarted worker is a `default_worker.py` process for its first second or so, then `ray::IDLE`,
+    while its torch import goes on for several more (8 s for two at once on a 2-core machine): one
+    near zero CPU twice in a row is done. The raylet starts them a moment after it is asked, hence
+    MIN_SETTLE_S. Workers on other machines are not seen from here; `limit_s` bounds the wait.
+    """
+    import psutil
+
+    started, readings = time.perf_counter(), {}
+    while time.perf_counter() - started < limit_s:
+        for proc in psutil.process_iter(["cmdline", "create_time"]):
+            cmdline = proc.info["cmdline"] or [""]
+            is_worker = cmdline[0].startswith("ray::") or any(arg.endswith("default_worker.py") for arg in cmdline[:3])
+            if is_worker and proc.info["create_time"] >= since - 1.0:  # (process start times are coarse)
+                readings.setdefault(proc.pid, (proc, []))
+        for pid, (proc, cpu) in list(readings.items()):
+            try:
+                cpu.append(proc.cpu_percent(None))  # the first reading only starts the count
+            except psutil.Error:  # it ended: nothing left to wait for
+                readings.pop(pid)
+        settled = time.perf_counter() - started >= MIN_SETTLE_S
+        if settled and all(len(cpu) >= 3 and max(cpu[-2:]) < IMPORTING_CPU_PCT for _, cpu in readings.values()):
+            break
+        time.sleep(0.5)
+    return round(time.perf_counter() - started, 1)

@@ -299,3 +299,20 @@ def test_warmed_workers_import_torch_as_they_start(ray_local):
 
     assert ray.get_runtime_context().runtime_env.get("worker_process_setup_hook") == "engine.warm.prepare_worker"
     assert ray.get(ray.remote(num_cpus=0)(torch_imported_before_the_task).remote(), timeout=120)
+
+
+def test_warm_is_said_once_the_workers_it_started_are_idle():
+    """A worker busy importing (here: 3 s of CPU under Ray's worker title) is waited for, and no longer."""
+    import subprocess
+    import sys
+
+    from engine import warm
+
+    since = time.time()
+    busy_then_idle = "import time; t = time.time()\nwhile time.time() - t < 3: pass\ntime.sleep(60)"
+    worker = subprocess.Popen(["bash", "-c", f'exec -a "ray::IDLE" {sys.executable} -c "{busy_then_idle}"'])
+    try:
+        waited = warm.wait_until_imported(since, limit_s=30)
+        assert 3 <= waited < 10 and worker.poll() is None  # it outlasted the busy part, and the worker lives on
+    finally:
+        worker.kill()
