@@ -2,7 +2,9 @@
 
 Ray Data calls `before_execution_starts` with the StreamingExecutor of each
 execution; keeping that handle is what lets Stop shut the pipeline down (actors
-and GPU memory included) even while workers are still starting.
+and GPU memory included) even while workers are still starting. `install` also
+puts a bounded version of one of Ray Data's waits in its place (`_actor_locations`),
+so that an execution given up for a lost cluster leaves Ray at once.
 """
 
 from __future__ import annotations
