@@ -256,6 +256,24 @@ def watch(done: threading.Event, rows: Callable[[], int], on_lost: Callable[[str
     return node_watch
 
 
+def get_unless(ref, timeout: float, given_up: threading.Event, error: Exception):
+    """`ray.get(ref, timeout)` in short waits, raising `error` as soon as `given_up` is set (no `timeout`: inf).
+
+    A Stop pressed ends a wait at once; so does a cluster being dropped, which must find no thread
+    inside a Ray call (a wait still going on in Ray's core as Ray shuts down and starts again can end
+    the whole process).
+    """
+    import ray
+
+    deadline = time.time() + timeout
+    while not ray.wait([ref], timeout=min(0.25, max(0.0, deadline - time.time())))[0]:
+        if given_up.is_set():
+            raise error
+        if time.time() >= deadline:
+            raise ray.exceptions.GetTimeoutError(f"no answer from Ray within {timeout:g} s")
+    return ray.get(ref)
+
+
 def node_label(address: str, node_id: str) -> str:
     """How charts and summaries name a node: its address, plus a short id (several nodes may share a host)."""
     return f"{address} ({node_id[:6]})"

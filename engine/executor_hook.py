@@ -9,13 +9,15 @@ so that an execution given up for a lost cluster leaves Ray at once.
 
 from __future__ import annotations
 
+import math
 import threading
 
-import ray
 from ray.data._internal.execution.execution_callback import ExecutionCallback
 from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
 from ray.data._internal.execution.operators import actor_pool_map_operator
 from ray.data._internal.utils.cache import timed_cache
+
+from engine.cluster import get_unless
 
 _lock = threading.Lock()
 _current: dict[str, object] = {}
@@ -52,10 +54,7 @@ def _actor_locations(logical_actor_ids: tuple[str, ...]) -> dict[str, str]:
     if not logical_actor_ids:
         return {}
     ref = get_or_create_actor_location_tracker().get_actor_locations.remote(logical_actor_ids)
-    while not ray.wait([ref], timeout=0.25)[0]:
-        if _given_up.is_set():
-            raise RuntimeError("the cluster went away: actor locations unknown")
-    return ray.get(ref)
+    return get_unless(ref, math.inf, _given_up, RuntimeError("the cluster went away: actor locations unknown"))
 
 
 def install() -> None:

@@ -136,11 +136,14 @@ class Run:
                 reporter = get_reporter()
                 import ray
 
-                _get_unless(reporter.reset.remote(self.id), 60, self._stop, RunStopped())  # its actor may be starting
+                # (the reporter's actor may be starting)
+                cluster.get_unless(reporter.reset.remote(self.id), 60, self._stop, RunStopped())
                 self.marks["connected"] = time.time()
                 self.sampler = MetricsSampler(
                     self.launched_at,
-                    lambda: _get_unless(reporter.snapshot.remote(), 10, self._letting_go, RuntimeError("letting go")),
+                    lambda: cluster.get_unless(
+                        reporter.snapshot.remote(), 10, self._letting_go, RuntimeError("letting go")
+                    ),
                     on_sample=lambda: self._persist_every(2.0),
                 ).start()
                 self._consume(reporter)
@@ -261,24 +264,6 @@ def _end_at_next_step(thread: threading.Thread) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
 
 
-def _get_unless(ref, timeout: float, given_up: threading.Event, error: Exception):
-    """`ray.get(ref, timeout)` in short waits, raising `error` as soon as `given_up` is set.
-
-    A Stop pressed ends a wait at once; so does a cluster being dropped, which must find no thread
-    inside a Ray call (a wait still going on in Ray's core as Ray shuts down and starts again can end
-    the whole process).
-    """
-    import ray
-
-    deadline = time.time() + timeout
-    while not ray.wait([ref], timeout=min(0.25, max(0.0, deadline - time.time())))[0]:
-        if given_up.is_set():
-            raise error
-        if time.time() >= deadline:
-            raise ray.exceptions.GetTimeoutError(f"no answer from Ray within {timeout:g} s")
-    return ray.get(ref)
-
-
 def _check_some_images_read(config: RunConfig, reported: dict) -> None:
     """A folder where every file was skipped is a failed run, not an empty success."""
     if reported["rows"] == 0 and reported["skipped_files"]:
@@ -316,7 +301,6 @@ class Runner:
         self._lock = threading.Lock()
         self.runs: list[Run] = []
         self.warm_workers = 0
-        self.warm_per_node = 0
         self.warming = False
         self._thread = threading.Thread(target=self._loop, name="run-worker", daemon=True)
         self._thread.start()
@@ -381,7 +365,7 @@ class Runner:
         if self.warm_workers and used:
             with cluster.held("warming workers") as connected:
                 if connected:  # replace the fresh workers the run's actors took (about one per worker), at once
-                    keep_warm(min(used, self.warm_per_node), wait=False)
+                    keep_warm(min(used, WARM_WORKERS), wait=False)
 
     def _rewarm(self) -> None:
         """Fill Ray's pool with idle torch-ready workers for the next Launch; done once their imports are.
@@ -392,8 +376,7 @@ class Runner:
         started = time.time()
         with cluster.held("warming workers") as connected:
             if connected:
-                self.warm_per_node = WARM_WORKERS
-                self.warm_workers = keep_warm(self.warm_per_node)
+                self.warm_workers = keep_warm(WARM_WORKERS)
         if self.warm_workers:
             wait_until_imported(started, WARM_SETTLE_S)
         self.warming = False

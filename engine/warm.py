@@ -81,17 +81,17 @@ def prestart(count: int) -> int:
 
     context = ray.get_runtime_context()
     env = RuntimeEnv(**json.loads(context.get_runtime_env_string() or "{}"))
+    request = node_manager_pb2.PrestartWorkersRequest(
+        language=common_pb2.PYTHON,
+        job_id=bytes.fromhex(context.get_job_id()),
+        runtime_env_info=get_runtime_env_info(env, is_job_runtime_env=True, serialize=False),
+        keep_alive_duration_secs=KEEP_ALIVE_S,
+    )
     asked = 0
     for node in nodes():
         wanted = min(count, int(node.cpus))
         if node.alive and wanted > 0:
-            request = node_manager_pb2.PrestartWorkersRequest(
-                language=common_pb2.PYTHON,
-                job_id=bytes.fromhex(context.get_job_id()),
-                runtime_env_info=get_runtime_env_info(env, is_job_runtime_env=True, serialize=False),
-                keep_alive_duration_secs=KEEP_ALIVE_S,
-                num_workers=wanted,
-            )
+            request.num_workers = wanted
             channel = init_grpc_channel(f"{node.address}:{node.manager_port}")
             node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(request, timeout=10)
             asked += wanted
