@@ -29,20 +29,25 @@ def configure_context(config: RunConfig) -> None:
 
 
 def cpu_actor_share(actors: int) -> float:
-    """CPUs each CPU-only actor asks for: the cluster's CPUs less one for reading, shared out.
+    """CPUs each CPU-only actor asks for: the cluster's CPUs less one per node for reading, shared out.
 
     Whole-CPU actors would hold every core and starve the read tasks that feed
-    them, so a 2-core laptop with 2 actors would wait forever. Below a tenth of
-    a CPU each, the actors could not all start: that is refused in one line.
+    them, so a 2-core laptop with 2 actors would wait forever. A read task needs a
+    whole CPU on one node: with one CPU per node left over in all, some node always
+    has one, wherever Ray places the actors (with one left over in all, 4 actors of
+    0.75 CPU on two 2-CPU nodes left 0.5 on each, and the run waited forever).
+    Below a tenth of a CPU each, the actors could not all start: that is refused in one line.
     """
     from engine.cluster import ClusterError, nodes
 
-    cpus = sum(n.cpus for n in nodes() if n.alive)
-    share = min(1.0, (cpus - 1) / actors)
+    cpu_nodes = [n.cpus for n in nodes() if n.alive and n.cpus > 0]
+    spare = sum(cpu_nodes) - len(cpu_nodes)
+    share = min(1.0, spare / actors)
     if share < MIN_CPU_SHARE:
-        fit = max(1, int((cpus - 1) / MIN_CPU_SHARE))
+        fit = max(1, int(spare / MIN_CPU_SHARE))
         raise ClusterError(
-            f"asked for {actors} CPU actors but {cpus:g} CPUs fit at most {fit}; lower concurrency or use GPUs"
+            f"asked for {actors} CPU actors but {sum(cpu_nodes):g} CPUs on {len(cpu_nodes)} node(s) fit at most "
+            f"{fit}; lower concurrency or use GPUs"
         )
     return round(share, 2)
 

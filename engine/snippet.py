@@ -124,9 +124,10 @@ predictions = {source}.map_batches(
     num_gpus={num_gpus},{num_cpus}
 )"""
 
-_CPU_SHARE = """# CPU-only actors share the cores left after one for reading, so read tasks are never starved.
+_CPU_SHARE = """# CPU-only actors share the cores left after one per node for reading, so read tasks are never starved.
 ray.init(ignore_reinit_error=True)
-CPU_SHARE = max(0.1, min(1.0, (ray.cluster_resources()["CPU"] - 1) / {actors}))
+CPU_NODES = [n["Resources"]["CPU"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+CPU_SHARE = max(0.1, min(1.0, (sum(CPU_NODES) - len(CPU_NODES)) / {actors}))
 
 
 """
