@@ -71,7 +71,6 @@ from engine.models import build_model, weights_kind
 from engine.pipeline import actor_pool, configure_context
 from engine.samplers import SAMPLE_INTERVAL_S, MetricsSampler, wait_for_quiet_cpu
 from engine.summary import steady_rate
-from engine.warm import TORCH_READY
 
 log = logging.getLogger("bench")
 CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
@@ -410,16 +409,11 @@ class Bench:
                 "files": len(files)}  # fmt: skip
 
     def _actor_map(self, ds, udf: type, kwargs: dict[str, Any], tuned: bool = False):
-        """One actor per GPU for the seed; the tuned actor layout (pool, GPU share, concurrent calls) otherwise.
-
-        Tuned actors take the warm-up's torch-ready workers (TORCH_READY); the seed's, as a user's plain code
-        would, start workers of their own.
-        """
+        """One actor per GPU for the seed; the tuned actor layout (pool, GPU share, concurrent calls) otherwise."""
         t = self.tuned
         compute = actor_pool(t) if tuned else ActorPoolStrategy(size=1)
         return ds.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=t.batch_size, compute=compute,
-                              num_gpus=t.num_gpus if tuned else self.gpus, batch_format="numpy",
-                              **(TORCH_READY if tuned else {}))  # fmt: skip
+                              num_gpus=t.num_gpus if tuned else self.gpus, batch_format="numpy")  # fmt: skip
 
     def _jpegs(self, count: int | None = None) -> list[str]:
         t = time.perf_counter()

@@ -129,17 +129,8 @@ def _write_jpeg(path: str, key: int, size: int) -> None:
     os.replace(tmp, path)
 
 
-def build_dataset(
-    config: RunConfig,
-    progress: Callable[[int, int], None] | None = None,
-    reporter=None,
-    run_id="",
-    fused_args: dict | None = None,
-):
+def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None = None, reporter=None, run_id=""):
     """The Ray Dataset of images for this run (lazy: nothing executes yet).
-
-    `fused_args`: Ray remote args of the map that makes the images, where it is not a stage
-    of its own (it then fuses into the next stage, which must have the same args).
 
     Files are read as bytes and decoded in a map, so a corrupt or non-image
     file is skipped and reported (or fails the run, naming it) instead of
@@ -156,11 +147,10 @@ def build_dataset(
         if separate
         else {}
     )
-    fused = {} if separate else fused_args or {}
     if config.data == "synthetic":
         made = config.image_size * (2 if separate else 1)
         ds = ray.data.range(config.images, override_num_blocks=synthetic_blocks(config))
-        ds = ds.map_batches(_make_images, fn_kwargs={"size": made}, batch_size=None, **fused)
+        ds = ds.map_batches(_make_images, fn_kwargs={"size": made}, batch_size=None)
         if separate:
             ds = ds.map_batches(resize_images, fn_kwargs={"size": config.image_size}, batch_size=None, **stage_args)
         return ds
@@ -179,7 +169,6 @@ def build_dataset(
         },
         batch_size=None,
         **stage_args,
-        **fused,
     )
 
 

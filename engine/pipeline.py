@@ -9,7 +9,6 @@ from __future__ import annotations
 from engine.config import RunConfig
 from engine.data import build_dataset
 from engine.inference import Predictor, naive_predict
-from engine.warm import TORCH_READY
 
 MIN_CPU_SHARE = 0.1  # the smallest CPU slice one CPU-only actor gets
 
@@ -58,8 +57,7 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
     from ray.data import TaskPoolStrategy
 
     configure_context(config)
-    # The image-making map fuses into the first actor stage only if their Ray remote args match.
-    ds = build_dataset(config, progress, reporter, run_id, fused_args=TORCH_READY if config.pipeline == "actor" else {})
+    ds = build_dataset(config, progress, reporter, run_id)
     if config.pipeline == "naive":
         return ds.map_batches(
             naive_predict,
@@ -73,7 +71,6 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
             compute=TaskPoolStrategy(size=config.concurrency),
             num_gpus=config.num_gpus,
             batch_format="numpy",
-            **TORCH_READY,
         )
     if config.stages == "ensemble":
         ds = _model_stage(ds, config, config.model, reporter, run_id, emit_logits=True)
@@ -98,7 +95,6 @@ def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_
         compute=actor_pool(config),
         num_gpus=config.num_gpus,
         batch_format="numpy",
-        **TORCH_READY,  # its actors take the fresh torch-ready workers the warm-up prestarted
     )
 
 

@@ -2,19 +2,15 @@
 
 Where Ray was started or joined to be warmed (`engine.cluster.connect(..., warm=True)`:
 the app, the benchmarks), Ray runs `prepare_worker` in every worker process it starts
-(a worker set-up hook), and it imports torch in those started for the stages that run a
-model: they carry `TORCH_READY` (an environment variable in their runtime env), and the
-others, Ray Data's bookkeeping actors, our reporter and the read tasks, do not pay the
-import (about 440 MB of private memory a process, measured on this project's CI machine).
-Ray hands an actor only a worker that has never run a task, so idle
+(a worker set-up hook). Ray hands an actor only a worker that has never run a task, so idle
 workers left over from earlier tasks never speed up an actor pool: measured on
 this project's CI machine, a run's first actor took 2.9 s to start that way,
 and 0.1 s when a fresh worker was waiting. `keep_warm` therefore asks each
-node's raylet to prestart fresh workers for this job with the model stages' runtime
-env (the raylet's own PrestartWorkers call, the one Ray uses to prestart workers for a
-job), and falls back to warming idle task workers with short tasks where that call is
+node's raylet to prestart fresh workers for this job (the raylet's own
+PrestartWorkers call, the one Ray uses to prestart workers for a job), and
+falls back to warming idle task workers with short tasks where that call is
 unavailable. Before that it runs one short task per CPU (`fill_task_workers`), so the
-first run's read tasks find their workers started. Nothing about the user's run is
+first run's read tasks also find torch-ready workers. Nothing about the user's run is
 precomputed.
 """
 
@@ -32,16 +28,12 @@ FILL_HOLD_S = 1.0  # long enough that the tasks of one fill run side by side, ea
 REFILL_HOLD_S = 0.5  # fallback after a run: short, so a quick next Launch finds the workers idle, not holding
 IMPORTING_CPU_PCT = 10.0  # a worker process above this share of one core is still importing
 MIN_SETTLE_S = 2.0  # the raylet starts prestarted workers a moment after the call: look at least this long
-TORCH_READY_VAR = "PLAYGROUND_TORCH_READY"
-TORCH_READY = {"runtime_env": {"env_vars": {TORCH_READY_VAR: "1"}}}  # Ray remote args of the stages that run a model
 
 
 def prepare_worker() -> None:
-    """The set-up hook: a worker started for a model stage imports what the stage needs before it is handed out."""
-    if os.environ.get(TORCH_READY_VAR) == "1":
-        import ray.data  # noqa: F401
-        import torch  # noqa: F401
-        import torchvision.models  # noqa: F401
+    import ray.data  # noqa: F401
+    import torch  # noqa: F401
+    import torchvision.models  # noqa: F401
 
 
 class _Identity:
@@ -57,14 +49,13 @@ def _hold(seconds: float) -> int:
 
 
 def fill_task_workers() -> int:
-    """One short task per CPU at once, so Ray starts a task worker per CPU (for the reads) and keeps it idle.
+    """One short task per CPU at once, so Ray starts a torch-ready task worker per CPU and keeps it idle.
 
-    Otherwise a session's first run starts them itself while its actors load: on an H200 host,
-    when every task worker also imported torch, the first run's CPUs sat at 100 % for 20 s, its
-    actors took 7.5-8.8 s to load instead of 1.9-3.2 s, and it ran 8,041-10,167 img/s against
-    11,874-12,248 for the next run (bench/results/2026-12-02-nvidia-h200-first-pool.json). Returns
-    how many distinct workers ran the tasks (fewer than the CPUs where a worker finished one before
-    another started).
+    Otherwise a session's first run starts them itself, each importing torch while the actors
+    load: on an H200 host the first run's CPUs sat at 100 % for 20 s, its actors took 7.5-8.8 s
+    to load instead of 1.9-3.2 s, and it ran 8,041-10,167 img/s against 11,874-12,248 for the
+    next run (bench/results/2026-12-02-nvidia-h200-first-pool.json). Returns how many distinct
+    workers ran the tasks (fewer than the CPUs where a worker finished one before another started).
     """
     import ray
 
@@ -74,7 +65,7 @@ def fill_task_workers() -> int:
 
 
 def prestart(count: int) -> int:
-    """Ask every alive node's raylet for `count` fresh model-stage workers of this job, and no more than its CPUs.
+    """Ask every alive node's raylet for `count` fresh workers of this job, and no more than its CPUs.
 
     Returns how many were asked for. More than a node's CPUs only queue behind each other's torch
     import: the app on a 2-core machine joined to two loopback nodes asked for 4 per node, and its
@@ -89,16 +80,11 @@ def prestart(count: int) -> int:
     from engine.cluster import nodes
 
     context = ray.get_runtime_context()
-    env = json.loads(context.get_runtime_env_string() or "{}")
-    env["env_vars"] = {**env.get("env_vars", {}), **TORCH_READY["runtime_env"]["env_vars"]}
-    info = get_runtime_env_info(RuntimeEnv(**env), is_job_runtime_env=True, serialize=False)
-    # A worker is handed to an actor whose runtime env is the same text: the job's merged with the actor's,
-    # as Ray's core worker writes it (sorted keys, no spaces). With Ray's own spaced form no actor took them.
-    info.serialized_runtime_env = json.dumps(env, sort_keys=True, separators=(",", ":"))
+    env = RuntimeEnv(**json.loads(context.get_runtime_env_string() or "{}"))
     request = node_manager_pb2.PrestartWorkersRequest(
         language=common_pb2.PYTHON,
         job_id=bytes.fromhex(context.get_job_id()),
-        runtime_env_info=info,
+        runtime_env_info=get_runtime_env_info(env, is_job_runtime_env=True, serialize=False),
         keep_alive_duration_secs=KEEP_ALIVE_S,
     )
     asked = 0
@@ -117,7 +103,8 @@ def keep_warm(count: int, wait: bool = True) -> int:
 
     With `wait`, also starts what every run needs once per Ray session: our
     reporter actor, Ray Data's own bookkeeping actors (through a one-row
-    actor-pool dataset) and a task worker per CPU for the reads, none of them importing torch.
+    actor-pool dataset) and a task worker per CPU, before the prestart so they
+    don't use its workers.
     """
     import ray
 
@@ -132,7 +119,7 @@ def keep_warm(count: int, wait: bool = True) -> int:
             return prestart(count)
         except Exception as exc:  # a private raylet call: if this Ray lacks it, warm task workers instead
             log.info("raylet prestart unavailable (%s); warming idle task workers", exc)
-        hold = ray.remote(num_cpus=0, **TORCH_READY)(_hold)
+        hold = ray.remote(num_cpus=0)(_hold)
         if not wait:
             [hold.remote(REFILL_HOLD_S) for _ in range(count)]
             return count
