@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.anatomy import block_layout, explain, latest_finished, operator_times, store_budget, store_use
+from engine.config import pipeline_defaults
 from engine.data import rows_per_block
 from tests.conftest import finish
 from tests.test_pages import APP, run_until
@@ -29,6 +30,16 @@ def test_plans_name_the_operators_without_running_anything(ray_local, tiny):
     assert "TaskPoolMapOperator[MapBatches(_make_images)]" in view.physical  # before fusion, its own operator
     assert view.operators == ["ReadRange", "MapBatches(_make_images)->MapBatches(Predictor)"]
     assert len(ray_local.runs) == before
+
+
+@pytest.mark.parametrize("stages", ["single", "cpu_preprocess"])
+def test_the_gpu_layout_makes_its_images_inside_the_read(ray_local, tiny, stages):
+    """Planned without a GPU: the image map must stay fused into the read when the model stage asks for a GPU.
+
+    When it did not (094ab66, reverted), one H200 ran the tuned pipeline at half speed.
+    """
+    view = explain(tiny.replace(stages=stages, **pipeline_defaults("actor", gpu=True)))
+    assert view.operators[0] == "ReadRange->MapBatches(_make_images)", view.operators
 
 
 @pytest.mark.parametrize("shape", SHAPES)

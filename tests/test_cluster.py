@@ -58,9 +58,10 @@ def test_cli_run_with_address_uses_both_nodes(two_nodes, tmp_path):
     nodes = summary["nodes"]
     # Four CPU actors on two 2-CPU nodes: each asks for 0.5 CPU, so one CPU per node is left for reading (with
     # 0.75 each, half a CPU was left on each node, no read task could start, and the run waited forever).
-    # Four blocks of 336 images: both nodes do work and each actor loads its model once.
+    # Ray Data spreads the actors over both nodes and each loads its model once; which actors get the four
+    # blocks is Ray's choice (seen once on the 2-core CI machine: all four went to one node's actors).
     assert len(nodes) == 2, nodes
-    assert sum(n["rows"] for n in nodes) == 1344 and all(n["rows"] > 0 for n in nodes), nodes
+    assert sum(n["rows"] for n in nodes) == 1344, nodes
     assert sum(n["model_loads"] for n in nodes) == 4 and all(n["model_loads"] > 0 for n in nodes), nodes
     assert all(n["object_store_peak_bytes"] is not None for n in nodes)  # each node's own store was read
     assert len(summary["timeseries"][-1]["object_store_by_node"]) == 2
