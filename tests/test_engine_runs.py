@@ -316,3 +316,18 @@ def test_warm_is_said_once_the_workers_it_started_are_idle():
         assert 3 <= waited < 10 and worker.poll() is None  # it outlasted the busy part, and the worker lives on
     finally:
         worker.kill()
+
+
+def test_after_a_run_only_the_fresh_workers_its_actors_took_are_replaced(ray_local, tiny, tmp_path, monkeypatch):
+    """A naive run's task workers stay in Ray's pool: a refill after one would only pile up idle workers."""
+    from engine import run as engine_run
+    from engine.store import RunStore
+
+    refills: list[int] = []
+    monkeypatch.setattr(engine_run, "keep_warm", lambda count, wait=True: refills.append(count) or count)
+    runner = engine_run.Runner(RunStore(str(tmp_path / "runs.sqlite")))
+    runner.warm_workers = 2  # as after the app's warm-up
+    runs = [runner.submit(tiny.replace(pipeline=pipeline)) for pipeline in ("naive", "actor", "naive")]
+    # Runs and refills take turns on the runner's one thread: once the last run ends, the others' refills are done.
+    assert [finish(run)["status"] for run in runs] == ["finished"] * 3
+    assert refills == [1]  # the actor run's one actor; nothing for the naive runs
