@@ -2,7 +2,9 @@
 
 Ray Data calls `before_execution_starts` with the StreamingExecutor of each
 execution; keeping that handle is what lets Stop shut the pipeline down (actors
-and GPU memory included) even while workers are still starting. `install` also
+and GPU memory included) even while workers are still starting. Only the run's own
+execution is kept: the one started on the thread that installed the hook (a warm-up's
+dataset, running on its own thread while a run starts, is not the run's). `install` also
 puts a bounded version of one of Ray Data's waits in its place (`_actor_locations`),
 so that an execution given up for a lost cluster leaves Ray at once.
 """
@@ -27,8 +29,9 @@ _given_up = threading.Event()  # the running execution's cluster went away: its 
 class CaptureExecutor(ExecutionCallback):
     def before_execution_starts(self, executor) -> None:
         with _lock:
-            _current["executor"] = executor
-            _given_up.clear()
+            if _current.get("owner") is threading.current_thread():
+                _current["executor"] = executor
+                _given_up.clear()
 
     def after_execution_succeeds(self, executor) -> None:
         self._forget(executor)
@@ -58,7 +61,11 @@ def _actor_locations(logical_actor_ids: tuple[str, ...]) -> dict[str, str]:
 
 
 def install() -> None:
+    """Keep the executions this thread starts (a run's), and bound Ray Data's actor-location wait."""
     from ray.data import DataContext
+
+    with _lock:
+        _current["owner"] = threading.current_thread()
 
     classes = DataContext.get_current().custom_execution_callback_classes
     if CaptureExecutor not in classes:

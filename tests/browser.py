@@ -71,20 +71,6 @@ def serve_app(name: str, **env: str):
         log.close()
 
 
-def wait_for_warm_workers(page, timeout_s: float = 180) -> None:
-    """Reload until the sidebar says the app's warm-up is over, as a user would before the first Launch.
-
-    A Launch during warm-up waits for the workers the warm-up is starting (each importing torch):
-    on a 2-core machine a 192-image run's workers then took 36 s to start instead of well under one.
-    """
-    deadline = time.time() + timeout_s
-    while page.get_by_text("warm workers:").count() == 0:
-        assert time.time() < deadline, "the app's warm-up never ended"
-        time.sleep(2)
-        page.reload()
-        page.get_by_role("button", name="Launch").wait_for(timeout=60_000)
-
-
 @contextlib.contextmanager
 def browser_page(url: str):
     """A Chromium page on `url`, tall enough to show the whole playground."""

@@ -331,3 +331,25 @@ def test_after_a_run_only_the_fresh_workers_its_actors_took_are_replaced(ray_loc
     # Runs and refills take turns on the runner's one thread: once the last run ends, the others' refills are done.
     assert [finish(run)["status"] for run in runs] == ["finished"] * 3
     assert refills == [1]  # the actor run's one actor; nothing for the naive runs
+
+
+def test_a_run_launched_during_the_warm_up_waits_for_it_and_can_be_stopped_meanwhile(
+    ray_local, tiny, tmp_path, monkeypatch
+):
+    from engine import run as engine_run
+    from engine.store import RunStore
+
+    release = threading.Event()
+    monkeypatch.setattr(engine_run, "keep_warm", lambda count, wait=True: release.wait(60) and 0)
+    runner = engine_run.Runner(RunStore(str(tmp_path / "runs.sqlite")))
+    runner.warm_up()
+    stopped, waiting = runner.submit(tiny.replace(pipeline="naive")), runner.submit(tiny.replace(pipeline="naive"))
+    deadline = time.time() + 10
+    while "warm-up" not in stopped.phase and time.time() < deadline:
+        time.sleep(0.05)
+    assert runner.warming and stopped.status == "queued" and "waiting for the warm-up" in stopped.phase
+    stopped.stop()
+    assert stopped.wait(5) and stopped.status == "stopped"
+    assert waiting.status == "queued" and not waiting.done  # still behind the warm-up
+    release.set()
+    assert finish(waiting)["status"] == "finished" and not runner.warming

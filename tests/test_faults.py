@@ -136,6 +136,25 @@ def test_aborting_for_a_gone_cluster_ends_ray_datas_loop_and_its_consumer(ray_lo
     assert not loop.is_alive()  # nothing of Ray Data's calls Ray any more: it may be shut down
 
 
+def test_only_an_execution_started_by_the_run_is_the_one_stop_shuts_down():
+    """A Launch during the app's warm-up: the warm-up's dataset starts on its own thread and is not the run's."""
+    import threading
+    from unittest import mock
+
+    from engine import executor_hook
+
+    executor_hook.install()  # on this thread, as a run does before it plans its pipeline
+    warm_ups, runs = mock.Mock(), mock.Mock()
+    other = threading.Thread(target=executor_hook.CaptureExecutor().before_execution_starts, args=(warm_ups,))
+    other.start()
+    other.join()
+    assert not executor_hook.shutdown_current()
+    executor_hook.CaptureExecutor().before_execution_starts(runs)
+    assert executor_hook.shutdown_current()
+    runs.shutdown.assert_called_once_with(force=True)
+    warm_ups.shutdown.assert_not_called()
+
+
 def test_ray_datas_actor_lookup_leaves_ray_once_the_cluster_is_given_up(ray_local, monkeypatch):
     """Ray Data's loop asks where its actors are without a timeout; once given up, it must not stay in that call."""
     import threading
