@@ -264,16 +264,6 @@ def _end_at_next_step(thread: threading.Thread) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
 
 
-def _fresh_workers_taken(run: Run) -> int:
-    """How many of the idle fresh workers a finished run used up: one per actor that loaded a model.
-
-    A naive run's tasks run on task workers that stay in Ray's pool afterwards: refilling after them
-    only piled up idle workers, each importing torch on the way (five naive runs after the app's
-    warm-up on the 2-core dev machine: 10 -> 15 worker processes, 3.98 -> 6.20 GB PSS).
-    """
-    return (run.summary or {}).get("workers") or 0 if run.config.pipeline == "actor" else 0
-
-
 def _check_some_images_read(config: RunConfig, reported: dict) -> None:
     """A folder where every file was skipped is a failed run, not an empty success."""
     if reported["rows"] == 0 and reported["skipped_files"]:
@@ -377,11 +367,10 @@ class Runner:
         # A failed pipeline's exception keeps its pool actors in a reference cycle: they (and the GPU
         # memory they hold) would stay until Python's next cycle collection, which an idle app may never run.
         gc.collect()
-        taken = _fresh_workers_taken(run)
-        if self.warm_workers and taken:
+        if self.warm_workers:
             with cluster.held("warming workers") as connected:
-                if connected:  # replace the fresh workers the run's actors took, at once
-                    keep_warm(min(taken, WARM_WORKERS), wait=False)
+                if connected:  # top each node back up to its fresh workers, whatever took them (actors, tasks)
+                    keep_warm(WARM_WORKERS, wait=False)
 
     def _wait_for_warm_up(self, run: Run) -> None:
         """A run launched during the warm-up starts once it is over (or once the run is stopped).

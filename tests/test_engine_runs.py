@@ -14,7 +14,7 @@ import ray
 
 from engine import start
 from engine.cluster import live_pool_actors
-from engine.samplers import wait_for_quiet_cpu
+from engine.run import WARM_WORKERS
 from engine.summary import PHASES
 from tests.conftest import TINY, finish
 
@@ -206,7 +206,7 @@ def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
     import psutil
     import ray._private.state as state
 
-    run = start(tiny.replace(images=3000, batch_size=8, block_size_mb=1))
+    run = start(tiny.replace(images=1000, batch_size=8, block_size_mb=1))  # the kill comes at its first rows
     deadline = time.time() + 120
     while time.time() < deadline and not (run.timeseries() and run.timeseries()[-1]["rows"] > 0):
         time.sleep(0.2)
@@ -221,18 +221,8 @@ def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
     if summary["status"] == "failed":
         assert summary["error"] and "\n" not in summary["error"]
     else:
-        assert summary["rows"] >= 3000 and summary["model_loads"] >= 2  # Ray restarted the actor
+        assert summary["rows"] >= 1000 and summary["model_loads"] >= 2  # Ray restarted the actor
     assert finish(start(tiny))["status"] == "finished"
-
-
-def test_a_warm_second_launch_is_not_slower_than_the_first(ray_local, tiny):
-    wait_for_quiet_cpu(30, busy_pct=30)  # the warm-worker refill after a run imports torch on these cores
-    first = finish(start(tiny))
-    wait_for_quiet_cpu(30, busy_pct=30)
-    second = finish(start(tiny))
-    assert first["first_result_s"] and second["first_result_s"]
-    # Comparative, with room for a busy 2-core machine: the figures themselves belong to the benchmark.
-    assert second["first_result_s"] <= first["first_result_s"] * 1.5 + 1.0
 
 
 def test_calls_per_actor_run_the_udf_on_several_threads_at_once(ray_local, tiny):
@@ -318,19 +308,28 @@ def test_warm_is_said_once_the_workers_it_started_are_idle():
         worker.kill()
 
 
-def test_after_a_run_only_the_fresh_workers_its_actors_took_are_replaced(ray_local, tiny, tmp_path, monkeypatch):
-    """A naive run's task workers stay in Ray's pool: a refill after one would only pile up idle workers."""
-    from engine import run as engine_run
-    from engine.store import RunStore
+def test_after_every_run_each_node_is_topped_back_up_to_its_fresh_workers_and_no_further(ray_local, tiny):
+    """Whatever took fresh workers (an actor, a task), the refill after a run puts back just that many."""
+    from engine import cluster, warm
 
-    refills: list[int] = []
-    monkeypatch.setattr(engine_run, "keep_warm", lambda count, wait=True: refills.append(count) or count)
-    runner = engine_run.Runner(RunStore(str(tmp_path / "runs.sqlite")))
-    runner.warm_workers = 2  # as after the app's warm-up
-    runs = [runner.submit(tiny.replace(pipeline=pipeline)) for pipeline in ("naive", "actor", "naive")]
-    # Runs and refills take turns on the runner's one thread: once the last run ends, the others' refills are done.
-    assert [finish(run)["status"] for run in runs] == ["finished"] * 3
-    assert refills == [1]  # the actor run's one actor; nothing for the naive runs
+    def fresh_and_all() -> tuple[int, int]:
+        deadline = time.time() + 60  # a refill's workers register with the raylet once started
+        while time.time() < deadline:
+            fresh = sum(warm.fresh_workers(node) for node in cluster.nodes() if node.alive)
+            if fresh >= kept:
+                break
+            time.sleep(0.5)
+        return fresh, len(warm.worker_processes_since(0))
+
+    ray_local.warm_up(wait=True)
+    kept = ray_local.warm_workers
+    assert kept == min(WARM_WORKERS, int(ray.cluster_resources()["CPU"]))
+    after = [fresh_and_all()]
+    for pipeline in ("actor", "naive"):
+        assert finish(ray_local.submit(tiny.replace(pipeline=pipeline)))["status"] == "finished"
+        after.append(fresh_and_all())
+    assert [fresh for fresh, _ in after] == [kept] * 3, after
+    assert max(procs for _, procs in after) <= after[0][1] + kept, after  # a refill replaces, never piles up
 
 
 def test_a_run_launched_during_the_warm_up_waits_for_it_and_can_be_stopped_meanwhile(
