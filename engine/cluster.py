@@ -132,10 +132,10 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) 
 
     wanted = address or os.environ.get("RAY_ADDRESS") or None
     with _lock:
-        if ray.is_initialized() and _connected.get("address") == wanted:
+        if _is_current(wanted):
             if user:
                 _hold(user)
-            return _label(wanted)
+            return _label(_connected.get("address"))
         if ray.is_initialized():
             _wait_until_unused(wanted, wait_s)
             ray.shutdown()
@@ -175,6 +175,19 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) 
         if user:
             _hold(user)
         return _label(wanted)
+
+
+def _is_current(wanted: str | None) -> bool:
+    """`wanted` is the Ray this process uses now: its address, or the GCS address of the local Ray it started.
+
+    Joining our own local Ray by its address would shut it down first (it is ours), then find nothing there.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    current = _connected.get("address")
+    return wanted == current or (current is None and wanted == ray.get_runtime_context().gcs_address)
 
 
 def _label(address: str | None) -> str:

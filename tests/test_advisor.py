@@ -254,11 +254,8 @@ def test_a_bad_input_is_one_error_line_and_no_advice(page):
 def test_verify_runs_the_advice_for_real_and_compares_prediction_with_measurement(page):
     if ray_gpus := sum(n.gpus for n in cluster.nodes() if n.alive):
         pytest.skip(f"this checks the CPU clipping; the cluster has {ray_gpus:g} GPU(s)")
-    enter(page, gpus=8, image_size=32, images=32)
-    cpus = int(sum(n.cpus for n in cluster.nodes() if n.alive))
-    concurrency = int(page.metric[0].value)
-    warning = page.warning[0].value
-    assert "no GPU" in warning and (concurrency <= cpus or f"concurrency {concurrency} -> {cpus}" in warning)
+    enter(page, gpus=1, image_size=32, images=32)  # one actor: the clipping to the CPUs is checked above
+    assert int(page.metric[0].value) == 1 and "no GPU" in page.warning[0].value
     next(b for b in page.button if b.label == "Verify").click().run()
     run_until(page, lambda at: any("predicted" in d.value.columns for d in at.dataframe) or at.error)
     assert not page.error and not page.exception

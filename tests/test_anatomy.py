@@ -76,7 +76,8 @@ def test_block_count_is_images_over_rows_per_block(tiny):
 def test_store_budget_is_the_one_rays_executor_applies(ray_local, tiny):
     from engine.pipeline import build
 
-    config = tiny.replace(images=400, image_size=128)  # 16 rows per 1 MB block: 25 blocks, read slowly below
+    # 16 rows per 1 MB block: 25 blocks, read slowly below; a model about 8x lighter than resnet18 at this size
+    config = tiny.replace(images=400, image_size=128, model="mobilenet_v3_large")
     ds = build(config, None, "budget")
     applied = set()
     for _ in ds.iter_batches(batch_size=None):  # Ray's executor learns the cluster's size shortly after it starts

@@ -27,12 +27,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    """Two Ray nodes on this machine (Ray's own test cluster); this process does not join it."""
+    """Two Ray nodes on this machine (Ray's own test cluster); this process does not join it.
+
+    The head has no CPUs, as on many real clusters (nothing but Ray's own services runs there), so the
+    app's warm-up imports torch in the worker node's workers only: on a 2-core machine, each worker
+    node's workers share the same two cores.
+    """
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 2, "object_store_memory": 150 * 2**20, "include_dashboard": False},
+        head_node_args={"num_cpus": 0, "object_store_memory": 150 * 2**20, "include_dashboard": False},
     )
     cluster.add_node(num_cpus=2, object_store_memory=150 * 2**20)
     cluster.wait_for_nodes()
