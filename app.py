@@ -6,6 +6,16 @@ st.set_page_config(page_title="Ray Data batch inference playground", page_icon="
 
 from ui.session import connect_or_explain, shared_runner  # noqa: E402
 
+
+def warm_status() -> None:
+    """Whether Ray's idle workers have imported torch yet, as the next Launch will find them."""
+    runner = shared_runner()
+    if runner.warming:
+        st.caption("warming workers: importing torch in Ray's idle workers…")
+    else:
+        st.caption(f"warm workers: {runner.warm_workers} (torch imported, idle in Ray's pool)")
+
+
 pages = st.navigation(
     [
         st.Page("pages/playground.py", title="Playground", icon=":material/bolt:", default=True),
@@ -32,10 +42,7 @@ with st.sidebar:
         if cluster["nodes"] > 1:
             with st.expander("Nodes"):
                 st.dataframe(cluster["node_table"], hide_index=True)
-        runner = shared_runner()
-        if runner.warming:
-            st.caption("warming workers: importing torch in Ray's idle workers…")
-        else:
-            st.caption(f"warm workers: {runner.warm_workers} (torch imported, idle in Ray's pool)")
+        # While warming, this caption refreshes itself: a page that only refreshes its run would still say "warming".
+        st.fragment(run_every=2.0 if shared_runner().warming else None)(warm_status)()
 
 pages.run()

@@ -77,6 +77,7 @@ def test_join_a_cluster_launch_watch_live_and_see_each_node(two_nodes, tmp_path)
         page.screenshot(path=os.path.join(ARTIFACTS, "e2e-finished.png"))
         assert page.get_by_text("GPU charts hidden").count() >= 1 or page.get_by_text("GPU utilisation").count() >= 1
         page.get_by_text("Show", exact=True).first.wait_for()  # charts offer the whole cluster or one node
+        page.get_by_text("warm workers:").wait_for(timeout=30_000)  # the sidebar saw the warm-up end by itself
         assert "images=192" in page.url and "pipeline=actor" in page.url  # the address is a link to these settings
     store = RunStore(db)
     run = store.get(store.history()[0]["id"])

@@ -101,6 +101,20 @@ def test_bad_input_is_one_line_and_nothing_starts(app, tmp_path):
     assert len(ui.session.shared_runner().runs) == before
 
 
+@pytest.mark.parametrize("warming", [True, False])
+def test_the_sidebar_says_whether_rays_workers_are_warm(ray_local, monkeypatch, warming):
+    """(That the caption refreshes itself once the warm-up ends is the browser test's to see.)"""
+    from engine.run import Runner
+
+    monkeypatch.setattr(Runner, "warming", property(lambda self: warming))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    said = [c.value for c in at.sidebar.caption if c.value.startswith("warm")]
+    if warming:
+        assert said == ["warming workers: importing torch in Ray's idle workers…"]
+    else:
+        assert said == [f"warm workers: {ray_local.warm_workers} (torch imported, idle in Ray's pool)"]
+
+
 def test_a_failed_run_shows_its_cause_and_the_page_keeps_working(app, tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     tiny_settings(app)
