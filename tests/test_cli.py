@@ -89,8 +89,9 @@ def rows_done(db: str) -> int:
 
     if not os.path.exists(db):
         return 0
-    runs = RunStore(db).history()
-    series = runs and RunStore(db).get(runs[0]["id"])["timeseries"]
+    store = RunStore(db)
+    runs = store.history()
+    series = runs and store.get(runs[0]["id"])["timeseries"]
     return series[-1]["rows"] if series else 0
 
 

@@ -312,7 +312,8 @@ def test_after_every_run_each_node_is_topped_back_up_to_its_fresh_workers_and_no
     """Whatever took fresh workers (an actor, a task), the refill after a run puts back just that many."""
     from engine import cluster, warm
 
-    def fresh_and_all() -> tuple[int, int]:
+    def fresh_and_all(kept: int) -> tuple[int, int]:
+        """Fresh workers on every node once `kept` are back (or after a minute), and this machine's worker processes."""
         deadline = time.time() + 60  # a refill's workers register with the raylet once started
         while time.time() < deadline:
             fresh = sum(warm.fresh_workers(node) for node in cluster.nodes() if node.alive)
@@ -324,10 +325,10 @@ def test_after_every_run_each_node_is_topped_back_up_to_its_fresh_workers_and_no
     ray_local.warm_up(wait=True)
     kept = ray_local.warm_workers
     assert kept == min(WARM_WORKERS, int(ray.cluster_resources()["CPU"]))
-    after = [fresh_and_all()]
+    after = [fresh_and_all(kept)]
     for pipeline in ("actor", "naive"):
         assert finish(ray_local.submit(tiny.replace(pipeline=pipeline)))["status"] == "finished"
-        after.append(fresh_and_all())
+        after.append(fresh_and_all(kept))
     assert [fresh for fresh, _ in after] == [kept] * 3, after
     assert max(procs for _, procs in after) <= after[0][1] + kept, after  # a refill replaces, never piles up
 
