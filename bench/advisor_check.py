@@ -18,15 +18,17 @@ import json
 import sys
 
 from bench.run_bench import environment, start_warm_ray
-from engine import advisor, cluster, runner
-from engine.sweep import Sweep
+from engine import runner
+from engine.insight import advisor
+from engine.insight.sweep import Sweep
+from engine.observe import cluster
 
 
 def sample_mb(model: str, precision: str, image_size: int, small: int = 64, large: int = 256) -> float:
     """GPU memory per sample (MB) of the engine's forward pass, from two batch sizes' peak memory."""
     import torch
 
-    from engine.inference import Predictor
+    from engine.core.inference import Predictor
 
     predictor = Predictor(model, None, precision)
     peaks = []

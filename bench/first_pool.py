@@ -3,14 +3,14 @@
     python -m bench.first_pool --images 150000 [--out bench/results/first-pool.json]
 
 Each process has its own Ray session and appends its result to `--out`. A cell is the
-engine's default GPU layout (`engine.config.pipeline_defaults`; on 2026-12-02, 4 actors
+engine's default GPU layout (`engine.core.config.pipeline_defaults`; on 2026-12-02, 4 actors
 x 0.25 GPU x 2 batches, batch 256, 64 MB blocks), ResNet-50 bf16, over synthetic images
 with a 4 GB object-store limit, run after the app's own warm-up.
 Set `RAY_preallocate_plasma_memory=1` in the environment to have Ray touch its
 object-store pages at start instead of during the first run.
 
 At commit 554551a this script also had `--prime fill` (one short task per CPU after
-the warm-up); that is now part of the warm-up itself (`engine.warm.fill_task_workers`).
+the warm-up); that is now part of the warm-up itself (`engine.execution.warm.fill_task_workers`).
 
 Each cell records its steady images/sec, first result, start-up phases, and the
 images/sec, host CPU % and object-store use every sample, so a slow first cell can be
@@ -27,8 +27,8 @@ import time
 
 from bench.run_bench import environment, start_warm_ray
 from engine import RunConfig, runner, start
-from engine.config import ConfigError, pipeline_defaults
-from engine.samplers import wait_for_quiet_cpu
+from engine.core.config import ConfigError, pipeline_defaults
+from engine.observe.samplers import wait_for_quiet_cpu
 
 
 def cell_config(images: int, gpu: bool) -> RunConfig:

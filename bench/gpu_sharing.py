@@ -19,7 +19,7 @@ spent per batch. What Ray Data adds on top of a layout is the gap between its
 The processes also start building their Predictors together, as a pool's actors do at
 launch (torch already imported, as in a warm Ray worker): `load_s` lists how long each
 took from that common start, its wait for the GPU's load turn included
-(`engine.inference.gpu_load_turn`; `PLAYGROUND_GPU_LOADS=together` in the environment
+(`engine.core.inference.gpu_load_turn`; `PLAYGROUND_GPU_LOADS=together` in the environment
 builds them all at once), to set against a run's `load_model` phase.
 """
 
@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 
-from engine.config import ConfigError, RunConfig
+from engine.core.config import ConfigError, RunConfig
 
 WARM_S = 1.0
 
@@ -93,9 +93,9 @@ def _worker(args: dict, phases: list[tuple[int, str]], barrier, results) -> None
     import numpy as np
     import torch
 
-    from engine.data import synthetic_image
-    from engine.inference import Predictor
-    from engine.warm import prepare_worker
+    from engine.core.data import synthetic_image
+    from engine.core.inference import Predictor
+    from engine.execution.warm import prepare_worker
 
     prepare_worker()  # the imports a warm Ray worker has done before its actor starts
     barrier.wait()

@@ -4,7 +4,7 @@
     python -m bench.run_bench --model resnet50 --precision bf16 --batch-size 256 --images 20000
 
 All cases run in one process, one after another, with the same model, precision,
-batch size and deterministic synthetic images (`engine.data.synthetic_image`):
+batch size and deterministic synthetic images (`engine.core.data.synthetic_image`):
 
 - ceiling: the bare model on uint8 images already on the device (normalise,
   channels_last and cast as the engine's Predictor does), timed after warm-up with
@@ -62,15 +62,18 @@ import torchvision
 from ray.data import ActorPoolStrategy
 from torch.utils.data import DataLoader, Dataset
 
-import engine.run
-from engine import RunConfig, cluster, nvml, start
-from engine.config import ConfigError, pipeline_defaults
-from engine.data import build_dataset, ensure_jpegs, synthetic_image
-from engine.inference import MEAN, STD
-from engine.models import build_model, weights_kind
-from engine.pipeline import actor_pool, configure_context
-from engine.samplers import SAMPLE_INTERVAL_S, MetricsSampler, wait_for_quiet_cpu
-from engine.summary import steady_rate
+import engine.execution.runner
+import engine.execution.steps
+from engine import RunConfig, start
+from engine.core.config import ConfigError, pipeline_defaults
+from engine.core.data import build_dataset, ensure_jpegs, synthetic_image
+from engine.core.inference import MEAN, STD
+from engine.core.models import build_model, weights_kind
+from engine.core.pipeline import actor_pool, configure_context
+from engine.execution import connection
+from engine.insight.summary import steady_rate
+from engine.observe import nvml
+from engine.observe.samplers import SAMPLE_INTERVAL_S, MetricsSampler, wait_for_quiet_cpu
 
 log = logging.getLogger("bench")
 CASES = ("ceiling", "naive", "seed_actor", "tuned_actor", "torch_dataloader")
@@ -84,10 +87,10 @@ def say(message: str) -> None:
 
 
 class TorchModel:
-    """engine.inference.Predictor's own preprocessing and forward pass, called outside Ray."""
+    """engine.core.inference.Predictor's own preprocessing and forward pass, called outside Ray."""
 
     def __init__(self, name: str, precision: str) -> None:
-        from engine.inference import Predictor
+        from engine.core.inference import Predictor
 
         self.predictor = Predictor(name, None, precision)
         self.device = self.predictor.device
@@ -304,11 +307,11 @@ class TimedSampler(MetricsSampler):
 @contextmanager
 def sampler_class(cls: type[MetricsSampler]) -> Iterator[None]:
     """Within the block, engine runs use `cls` for their metrics."""
-    engine.run.MetricsSampler = cls
+    engine.execution.steps.MetricsSampler = cls
     try:
         yield
     finally:
-        engine.run.MetricsSampler = MetricsSampler
+        engine.execution.steps.MetricsSampler = MetricsSampler
 
 
 class Bench:
@@ -501,21 +504,21 @@ class Bench:
         """Five cold launches (each the first after a fresh Ray start), then five warm ones, as the app does."""
         cold, ray_starts = [], []
         for i in range(5):
-            cluster.disconnect()
+            connection.disconnect()
             t = time.perf_counter()
-            cluster.connect(None, warm=True)
+            connection.connect(None, warm=True)
             ray_starts.append(round(time.perf_counter() - t, 3))
             c = engine_case(self.tuned.replace(images=256))
             cold.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
             say(f"  cold launch {i + 1}: first result {c['first_result_s']} s")
-        engine.run.runner().warm_up(wait=True)
+        engine.execution.runner.runner().warm_up(wait=True)
         warm = []
         for i in range(5):
             wait_for_quiet_cpu()
             c = engine_case(self.tuned.replace(images=256))
             warm.append({"first_result_s": c["first_result_s"], "startup": c["startup"]})
             say(f"  warm launch {i + 1}: first result {c['first_result_s']} s")
-        warm_workers = engine.run.runner().warm_workers
+        warm_workers = engine.execution.runner.runner().warm_workers
         return dict(ray_start_s=statistics.median(ray_starts), images=256, warm_workers=warm_workers,
                     cold=cold, cold_median_first_result_s=_median_first(cold), cold_median_startup=_median_phases(cold),
                     warm=warm, warm_median_first_result_s=_median_first(warm),
@@ -567,9 +570,9 @@ def speedups(cases: dict[str, dict]) -> dict[str, float | None]:
 def start_warm_ray() -> float:
     """Start Ray as the app does at start (torch-ready workers, warm pool up); return the connect's seconds."""
     t = time.perf_counter()
-    cluster.connect(None, warm=True)  # Ray through the engine, so its worker set-up hook is used
+    connection.connect(None, warm=True)  # Ray through the engine, so its worker set-up hook is used
     connect_s = time.perf_counter() - t
-    engine.run.runner().warm_up(wait=True)
+    engine.execution.runner.runner().warm_up(wait=True)
     return connect_s
 
 

@@ -28,9 +28,9 @@ import time
 
 from bench.run_bench import environment, start_warm_ray
 from engine import RunConfig, start
-from engine.anatomy import operator_times
-from engine.config import ConfigError
-from engine.samplers import wait_for_quiet_cpu
+from engine.core.config import ConfigError
+from engine.insight.anatomy import operator_times
+from engine.observe.samplers import wait_for_quiet_cpu
 
 DEFAULT_LAYOUTS = "1x1x1x64,1x1x2x64,1x1x3x64,2x0.5x2x64,4x0.25x2x64"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from engine.data import cache_dir
+from engine.core.data import cache_dir
 
 LIVE = ("queued", "starting", "running")
 MIGRATIONS = [

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from engine import ConfigError, advisor
-from engine.advisor import AdviceError
-from engine.models import MODEL_NAMES
+from engine import ConfigError
+from engine.core.models import MODEL_NAMES
+from engine.insight import advisor
+from engine.insight.advisor import AdviceError
 from ui import panels
 from ui.advisor import comparison_table, constraint_table
 from ui.session import NO_CLUSTER, connect_or_explain, shared_runner, verifications
@@ -65,9 +66,8 @@ cols[2].metric("Block size (MB)", advice.block_size_mb, help=advice.sizing["bloc
 st.dataframe(constraint_table(advice), hide_index=True)
 st.info(advisor.explain(advice))
 st.caption(
-    "The framework sizes for memory, not speed: on an H100 it advised ResNet-50 batch 8192, which ran at "
-    "3,454 img/s, while a sweep below it found batch 1024 x 2 actors at 6,484 img/s "
-    "(bench/results/2026-11-22-nvidia-h100-advisor-check.json). Take the advice as the upper bound, then sweep."
+    "The framework sizes for memory, not speed: the batch it advises is the largest that fits, which is "
+    "rarely the fastest. Take the advice as the upper bound, then sweep below it."
 )
 
 st.subheader("Verify with a real run")

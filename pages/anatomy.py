@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from engine import ConfigError, anatomy
+from engine import ConfigError
+from engine.insight import anatomy
 from ui import anatomy as panels
 from ui.controls import plan_controls
 from ui.session import connect_or_explain, shared_runner

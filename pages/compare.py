@@ -3,8 +3,8 @@
 import streamlit as st
 
 from engine import ConfigError, RunConfig
-from engine.config import pipeline_defaults
-from engine.models import MODEL_NAMES
+from engine.core.config import pipeline_defaults
+from engine.core.models import MODEL_NAMES
 from ui import charts
 from ui.history import history_frame, with_settings
 from ui.session import NO_CLUSTER, comparisons, connect_or_explain, shared_runner

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from engine import ConfigError, ceiling
-from engine.errors import one_line
+from engine import ConfigError
+from engine.core.errors import one_line
+from engine.insight import ceiling
 from ui import panels
 from ui.controls import run_controls
 from ui.session import NO_CLUSTER, connect_or_explain, shared_runner

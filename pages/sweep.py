@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from engine import ConfigError
-from engine.sweep import Sweep
+from engine.insight.sweep import Sweep
 from ui import charts
 from ui.controls import sweep_controls
 from ui.session import NO_CLUSTER, connect_or_explain, shared_runner, sweeps

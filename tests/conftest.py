@@ -1,4 +1,10 @@
-"""Shared fixtures: one small local Ray for the whole session, on the CPU."""
+"""Shared fixtures (one small local Ray for the whole session, on the CPU) and the test tiers.
+
+Tiers: a test that starts Ray (it uses `ray_local`), a subprocess, the app (AppTest) or a browser
+carries a marker saying so (`ray`, `subprocess`, `app`, `e2e`; `slow`, `gpu` as well); every other
+test is `quick`, and `./dev test -m quick` runs those alone. A quick test that starts a subprocess,
+Ray or the app fails, naming the marker it lacks.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +24,51 @@ from engine import RunConfig  # noqa: E402
 TINY = RunConfig(model="resnet18", images=24, image_size=32, batch_size=8, concurrency=1, block_size_mb=1)
 
 
+HEAVY = ("ray", "subprocess", "app", "e2e", "slow", "gpu")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "ray_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+        if not any(item.get_closest_marker(name) for name in HEAVY):
+            item.add_marker(pytest.mark.quick)
+
+
+@pytest.fixture(autouse=True)
+def quick_stays_quick(request, monkeypatch):
+    """In a quick test, starting a subprocess, Ray or the app is an error that names the missing marker."""
+    if request.node.get_closest_marker("quick") is None:
+        yield
+        return
+    import subprocess
+
+    from engine.execution import connection
+
+    def refuse(what: str, marker: str):
+        def refused(*args, **kwargs):
+            raise AssertionError(f"a quick test started {what}: mark it @pytest.mark.{marker}")
+
+        return refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("a subprocess", "subprocess"))
+    monkeypatch.setattr(connection, "_init", refuse("Ray", "ray"))
+    try:
+        from streamlit.testing.v1 import AppTest
+
+        monkeypatch.setattr(AppTest, "run", refuse("the app", "app"))
+    except ImportError:
+        pass
+    yield
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """Start (once) the embedded Ray the engine uses, torch-ready workers as in the app, and hand back the runner."""
-    from engine import cluster, runner
+    from engine import runner
+    from engine.execution import connection
 
-    cluster.connect(None, warm=True)
+    connection.connect(None, warm=True)
     yield runner()
 
 

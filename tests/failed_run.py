@@ -10,9 +10,10 @@ import json
 import sys
 import time
 
-from engine import RunConfig, nvml
-from engine.cluster import live_pool_actors
-from engine.run import Runner
+from engine import RunConfig
+from engine.execution.runner import Runner
+from engine.observe import nvml
+from engine.observe.cluster import live_pool_actors
 from engine.store import RunStore
 
 

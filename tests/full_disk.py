@@ -13,7 +13,7 @@ import os
 import sys
 
 from engine import RunConfig
-from engine.run import Runner
+from engine.execution.runner import Runner
 from engine.store import RunStore
 
 TINY = RunConfig(pipeline="naive", images=24, image_size=32, batch_size=8, block_size_mb=1)

@@ -18,8 +18,8 @@ import time
 from ray.cluster_utils import Cluster
 
 from engine import RunConfig
-from engine import cluster as engine_cluster
-from engine.run import Runner
+from engine.execution.runner import Runner
+from engine.observe import cluster as engine_cluster
 from engine.store import RunStore
 
 LONG = RunConfig(images=20000, image_size=32, batch_size=8, block_size_mb=1)

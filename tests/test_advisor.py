@@ -7,9 +7,11 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine import advisor, cluster, nvml
-from engine.advisor import AdviceError, advise, explain, predicted, verify_config
-from engine.cluster import NodeInfo
+from engine.execution import connection
+from engine.insight import advisor
+from engine.insight.advisor import AdviceError, advise, explain, predicted, verify_config
+from engine.observe import cluster, nvml
+from engine.observe.cluster import NodeInfo
 from tests.conftest import run_cli
 from tests.test_pages import run_until
 
@@ -143,7 +145,7 @@ def test_a_gpu_node_is_prefilled_as_it_is(ray_local, monkeypatch):
         "n1", "10.0.0.1", cpus=64, gpus=8, object_store_bytes=60 * 2**30, alive=True, heap_bytes=140 * 2**30
     )
     monkeypatch.setattr(cluster, "nodes", lambda: [node])
-    monkeypatch.setattr(cluster, "connected_address", lambda: "10.0.0.1:6379")
+    monkeypatch.setattr(connection, "connected_address", lambda: "10.0.0.1:6379")
     monkeypatch.setattr(nvml, "read_gpus", lambda: [nvml.GpuReading(0, "NVIDIA H100", 0.0, 0, 80 * 2**30)])
     values = advisor.prefill(advisor.detect_machine("resnet18"))
     assert (values["gpus"], values["gpu_mem_gb"], values["node_mem_gb"]) == (8, 80.0, 200.0)

@@ -7,9 +7,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.anatomy import block_layout, explain, latest_finished, operator_times, store_budget, store_use
-from engine.config import pipeline_defaults
-from engine.data import rows_per_block
+from engine.core.config import pipeline_defaults
+from engine.core.data import rows_per_block
+from engine.insight.anatomy import block_layout, explain, latest_finished, operator_times, store_budget, store_use
 from tests.conftest import finish
 from tests.test_pages import APP, run_until
 
@@ -74,7 +74,7 @@ def test_block_count_is_images_over_rows_per_block(tiny):
 
 
 def test_store_budget_is_the_one_rays_executor_applies(ray_local, tiny):
-    from engine.pipeline import build
+    from engine.core.pipeline import build
 
     # 16 rows per 1 MB block: 25 blocks, read slowly below; a model about 8x lighter than resnet18 at this size
     config = tiny.replace(images=400, image_size=128, model="mobilenet_v3_large")

@@ -3,7 +3,7 @@
 import pytest
 
 from bench import gpu_sharing, run_bench
-from engine import cluster
+from engine.execution import connection
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys)
 
 
 def test_a_layout_the_engine_refuses_stops_the_benchmark_before_ray_starts(capsys, monkeypatch):
-    monkeypatch.setattr(run_bench.cluster, "connect", lambda *a: pytest.fail("Ray started for a bad layout"))
+    monkeypatch.setattr(run_bench.connection, "connect", lambda *a: pytest.fail("Ray started for a bad layout"))
     assert run_bench.main(["--calls-per-actor", "9"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "calls_per_actor must be from 1 to 8" in error[0]
@@ -48,7 +48,7 @@ def test_tune_actor_refuses_a_negative_warm_up_in_one_line(capsys):
 def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
     from bench import tune_actor
 
-    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("Ray started for a bad cell"))
+    monkeypatch.setattr(connection, "connect", lambda *a, **k: pytest.fail("Ray started for a bad cell"))
     with pytest.raises(SystemExit) as exit_:
         tune_actor.main(["--image-size", "0"])
     assert exit_.value.code == 2
@@ -60,13 +60,14 @@ def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
 def test_first_pool_refuses_bad_input_in_one_line_before_ray_starts(capsys, monkeypatch, args, message):
     from bench import first_pool
 
-    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("Ray started for bad input"))
+    monkeypatch.setattr(connection, "connect", lambda *a, **k: pytest.fail("Ray started for bad input"))
     with pytest.raises(SystemExit) as exit_:
         first_pool.main(args)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+@pytest.mark.subprocess
 def test_gpu_sharing_runs_a_real_layout_on_the_cpu(tmp_path):
     """One process, two threads, each calling the engine's Predictor: its build time, and a row per input kind."""
     import json

@@ -1,6 +1,6 @@
 """The device ceiling: measured once through Ray with the engine's own forward pass, then cached."""
 
-from engine import ceiling
+from engine.insight import ceiling
 
 
 def test_measure_then_cached(ray_local, tiny, tmp_path, monkeypatch):

@@ -52,6 +52,7 @@ def test_bad_arguments_exit_2_with_one_line(args, capsys):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.subprocess
 def test_python_m_engine_exits_2_with_one_line_for_bad_input():
     """The same refusal through the real entry point (the cases above call its main in this process)."""
     result = cli("run", "--batch-size", "0")
@@ -129,7 +130,7 @@ def test_ctrl_c_on_a_fresh_local_ray_records_the_run_as_stopped_and_no_trace_of_
 
 
 def test_history_lists_recorded_runs_newest_first_and_exports(tmp_path, capsys):
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
     from engine.store import RunStore
 
     db = str(tmp_path / "runs.sqlite")

@@ -5,7 +5,7 @@ The one browser test covers both what a newcomer does (open the app, Launch, wat
 (point it at a cluster): each browser session starts the app, Ray and torch-ready workers afresh, over a
 minute on the 2-core CI machine. The CLI joins a cluster by address in test_cli; how CPU actors share a
 multi-node cluster's CPUs is test_pipeline's. The local embedded Ray the app starts is the one the suite's other tests
-start (`cluster.connect(None, warm=True)`, as the app does); its pages run in AppTest (test_pages).
+start (`connection.connect(None, warm=True)`, as the app does); its pages run in AppTest (test_pages).
 """
 
 import os

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.config import ConfigError, RunConfig
+from engine.core.config import ConfigError, RunConfig
 
 
 @pytest.mark.parametrize(

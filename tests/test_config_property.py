@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.config import ConfigError, RunConfig
+from engine.core.config import ConfigError, RunConfig
 
 ints = st.one_of(
     st.integers(-(10**12), 10**12), st.floats(allow_nan=True), st.none(), st.text(max_size=5), st.booleans()

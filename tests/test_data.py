@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from engine.config import RunConfig
-from engine.data import rows_per_block, synthetic_image
+from engine.core.config import RunConfig
+from engine.core.data import rows_per_block, synthetic_image
 
 
 def test_synthetic_images_are_deterministic_and_distinct():
@@ -22,7 +22,7 @@ def test_blocks_hold_whole_batches():
 
 def test_synthetic_blocks_hold_exactly_rows_per_block_images(ray_local):
     """Every block but the last is full, so no batch of the model stage is stitched from two blocks."""
-    from engine.data import build_dataset, synthetic_blocks
+    from engine.core.data import build_dataset, synthetic_blocks
 
     config = RunConfig(images=40, batch_size=2, block_size_mb=1)  # 6 images of 224 px fit 1 MB
     assert rows_per_block(config) == 6 and synthetic_blocks(config) == 6
@@ -39,7 +39,7 @@ def test_synthetic_blocks_hold_exactly_rows_per_block_images(ray_local):
 
 def test_block_count_is_exact_when_ray_can_split_that_way():
     """Ray's range makes blocks of images // count ids: 300,000 images of batch 256 need 1,171 (+ the rest)."""
-    from engine.data import synthetic_blocks
+    from engine.core.data import synthetic_blocks
 
     assert synthetic_blocks(RunConfig(images=300_000, batch_size=256, block_size_mb=64)) == 1171
     assert 300_000 // 1171 == 256  # blocks of 255 (the count images / 256 rounded up) would stitch every batch

@@ -13,9 +13,9 @@ import pytest
 import ray
 
 from engine import start
-from engine.cluster import live_pool_actors
-from engine.run import WARM_WORKERS
-from engine.summary import PHASES
+from engine.execution.runner import WARM_WORKERS
+from engine.insight.summary import PHASES
+from engine.observe.cluster import live_pool_actors
 from tests.conftest import TINY, finish
 
 POINT_FIELDS = {
@@ -152,7 +152,7 @@ def test_a_folder_of_images(ray_local, tiny, tmp_path):
 def test_object_store_reading_matches_an_independent_one(ray_local):
     from ray._private.internal_api import memory_summary
 
-    from engine.samplers import read_object_store
+    from engine.observe.samplers import read_object_store
 
     before = sum(r.used_bytes for r in read_object_store())
     ref = ray.put(np.zeros(48 * 2**20, np.uint8))
@@ -171,7 +171,7 @@ def test_a_dead_block_leaves_the_object_store_at_once(ray_local):
     With Ray's default (freed in batches of 100) 30 blocks of 4 MB held up to 32 MB here; on an H200
     the same lag held 3.4 GB against a 2 GB limit (bench/results/2026-12-02-nvidia-h200-streaming_1m-*).
     """
-    from engine.samplers import read_object_store
+    from engine.observe.samplers import read_object_store
 
     def used() -> int:
         return sum(r.used_bytes for r in read_object_store())
@@ -194,11 +194,13 @@ def test_asking_for_missing_gpus_fails_at_once(ray_local, tiny):
     assert summary["rows"] == 0 and summary["model_loads"] == 0
 
 
+@pytest.mark.subprocess
 def test_engine_never_imports_streamlit():
     import subprocess
     import sys
 
-    code = "import engine, engine.cli, engine.run, sys; assert 'streamlit' not in sys.modules"
+    code = "import engine.cli, engine.execution.runner, engine.execution.steps, sys\n"
+    code += "assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
 
 
@@ -227,7 +229,7 @@ def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
 
 def test_calls_per_actor_run_the_udf_on_several_threads_at_once(ray_local, tiny):
     """Ray Data runs an actor's UDF on one thread unless told otherwise; the engine's pool tells it."""
-    from engine.pipeline import actor_pool
+    from engine.core.pipeline import actor_pool
 
     class MeetInPairs:  # defined here so Ray pickles it by value: the workers cannot import tests/
         """Each call returns only once two calls run at the same time in this actor."""
@@ -256,7 +258,7 @@ def test_an_actor_running_two_batches_at_once_predicts_every_image_once(ray_loca
 
 def test_warm_up_fills_task_workers_before_it_prestarts_the_actors_workers(ray_local, monkeypatch):
     """Filling after the prestart would hand the actors' fresh workers to the fill's tasks (measured: 12 s late)."""
-    from engine import warm
+    from engine.execution import warm
 
     calls, here = [], threading.current_thread()  # (the runner may be refilling workers in its own thread)
     real_fill, real_prestart = warm.fill_task_workers, warm.prestart
@@ -287,16 +289,19 @@ def test_warmed_workers_import_torch_as_they_start(ray_local):
     def torch_imported_before_the_task() -> bool:
         return "torch" in sys.modules
 
-    assert ray.get_runtime_context().runtime_env.get("worker_process_setup_hook") == "engine.warm.prepare_worker"
+    from engine.execution.connection import SETUP_HOOK
+
+    assert ray.get_runtime_context().runtime_env.get("worker_process_setup_hook") == SETUP_HOOK
     assert ray.get(ray.remote(num_cpus=0)(torch_imported_before_the_task).remote(), timeout=120)
 
 
+@pytest.mark.subprocess
 def test_warm_is_said_once_the_workers_it_started_are_idle():
     """A worker busy importing (here: 3 s of CPU under Ray's worker title) is waited for, and no longer."""
     import subprocess
     import sys
 
-    from engine import warm
+    from engine.execution import warm
 
     since = time.time()
     busy_then_idle = "import time; t = time.time()\nwhile time.time() - t < 3: pass\ntime.sleep(60)"
@@ -310,7 +315,8 @@ def test_warm_is_said_once_the_workers_it_started_are_idle():
 
 def test_after_every_run_each_node_is_topped_back_up_to_its_fresh_workers_and_no_further(ray_local, tiny):
     """Whatever took fresh workers (an actor, a task), the refill after a run puts back just that many."""
-    from engine import cluster, warm
+    from engine.execution import warm
+    from engine.observe import cluster
 
     def fresh_and_all(kept: int) -> tuple[int, int]:
         """Fresh workers on every node once `kept` are back (or after a minute), and this machine's worker processes."""
@@ -336,7 +342,7 @@ def test_after_every_run_each_node_is_topped_back_up_to_its_fresh_workers_and_no
 def test_a_run_launched_during_the_warm_up_waits_for_it_and_can_be_stopped_meanwhile(
     ray_local, tiny, tmp_path, monkeypatch
 ):
-    from engine import run as engine_run
+    from engine.execution import runner as engine_run
     from engine.store import RunStore
 
     release = threading.Event()

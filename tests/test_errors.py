@@ -1,7 +1,7 @@
 """Failures become one actionable line."""
 
-from engine.config import RunConfig
-from engine.errors import one_line
+from engine.core.config import RunConfig
+from engine.core.errors import one_line
 
 
 def test_innermost_cause_first_line():

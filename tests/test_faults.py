@@ -11,7 +11,8 @@ import time
 import pytest
 import ray
 
-from engine import RunConfig, nvml, start
+from engine import RunConfig, start
+from engine.observe import nvml
 from tests.conftest import finish, why_it_failed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,20 +40,21 @@ def test_losing_a_node_then_the_whole_cluster_fails_runs_in_one_line_and_the_nex
 def test_an_address_switch_waits_for_brief_holders_and_never_for_a_run(ray_local):
     import threading
 
-    from engine import cluster
+    from engine.execution import connection
+    from engine.observe.cluster import ClusterError
 
-    with cluster.using(None, "a run") as label:
-        assert cluster.connect(None) == label == "local embedded Ray"  # the same address is fine
+    with connection.using(None, "a run") as label:
+        assert connection.connect(None) == label == "local embedded Ray"  # the same address is fine
         started = time.time()
         with pytest.raises(
-            cluster.ClusterError,
+            ClusterError,
             match="^local embedded Ray is busy with (warming workers and )?a run: .* once it ends$",
         ):
-            cluster.connect("127.0.0.1:1", wait_s=30)
+            connection.connect("127.0.0.1:1", wait_s=30)
         assert time.time() - started < 5 and ray.is_initialized()  # refused at once, Ray untouched
 
     def warm_briefly():
-        with cluster.held("warming workers") as connected:
+        with connection.held("warming workers") as connected:
             assert connected
             time.sleep(1.0)
 
@@ -60,33 +62,33 @@ def test_an_address_switch_waits_for_brief_holders_and_never_for_a_run(ray_local
     warming.start()
     time.sleep(0.2)
     started = time.time()
-    with pytest.raises(cluster.ClusterError, match="busy with warming workers"):
-        cluster.connect("127.0.0.1:1", wait_s=0.3)  # waits for it (too briefly here: the session's Ray stays)
+    with pytest.raises(ClusterError, match="busy with warming workers"):
+        connection.connect("127.0.0.1:1", wait_s=0.3)  # waits for it (too briefly here: the session's Ray stays)
     assert time.time() - started >= 0.3
     warming.join()
 
 
 def test_stop_after_the_cluster_went_away_makes_no_ray_call(ray_local, tiny, monkeypatch):
-    import engine.run
-    from engine.run import Run
+    import engine.execution.reporter
+    from engine.execution.run import Run
 
     run = Run(tiny)
-    run.status, run._gone = "running", True  # as after the GCS stopped answering, while the run drops it
-    monkeypatch.setattr(engine.run, "get_reporter", lambda: pytest.fail("a Ray call while Ray may be shutting down"))
+    run.status, run.lost.gone = "running", True  # as after the GCS stopped answering, while the run drops it
+    fail = lambda: pytest.fail("a Ray call while Ray may be shutting down")  # noqa: E731
+    monkeypatch.setattr(engine.execution.reporter, "get_reporter", fail)
     run.stop()
-    assert run._stop.is_set()
+    assert run.stopping
 
 
 def test_stop_while_connecting_ends_the_run_before_it_asks_ray_for_anything(ray_local, tiny, monkeypatch):
     """On a busy machine connecting takes long; a Stop pressed then ends the run as soon as it is connected."""
     import contextlib
 
-    import engine.run
-    from engine import cluster
-    from engine.run import Run
+    from engine.execution import steps
+    from engine.execution.run import Run
 
     run = Run(tiny)
-    connect = cluster.using
+    connect = steps.connection.using
 
     @contextlib.contextmanager
     def stop_pressed_while_connecting(*args, **kwargs):
@@ -94,16 +96,16 @@ def test_stop_while_connecting_ends_the_run_before_it_asks_ray_for_anything(ray_
             run._stop.set()  # what Stop does first
             yield label
 
-    monkeypatch.setattr(engine.run.cluster, "using", stop_pressed_while_connecting)
+    monkeypatch.setattr(steps.connection, "using", stop_pressed_while_connecting)
     asked: list[str] = []
-    monkeypatch.setattr(engine.run, "get_reporter", lambda: asked.append("reporter") or pytest.fail("went on"))
+    monkeypatch.setattr(steps, "get_reporter", lambda: asked.append("reporter") or pytest.fail("went on"))
     run.execute()  # (it never raises: a failure in it would only show as a status)
     assert asked == [] and run.status == "stopped" and run.summary["status"] == "stopped" and run.dataset is None
 
 
 def test_a_sampler_stopped_for_a_gone_cluster_makes_no_further_ray_call(ray_local):
     """A Ray call made while Ray shuts down ends the whole process (it once took CI's lost-cluster run down)."""
-    from engine.samplers import MetricsSampler
+    from engine.observe.samplers import MetricsSampler
 
     calls = []
     reading = {"rows": 0, "model_loads": 0}
@@ -118,21 +120,21 @@ def test_a_sampler_stopped_for_a_gone_cluster_makes_no_further_ray_call(ray_loca
 
 
 def test_aborting_for_a_gone_cluster_ends_ray_datas_loop_and_its_consumer(ray_local):
-    from engine import executor_hook
+    from engine.execution import executor_control
 
     def slow(batch):
         time.sleep(0.05)
         return batch
 
-    executor_hook.install()
+    executor_control.install()
     batches = iter(ray.data.range(2000, override_num_blocks=200).map_batches(slow).iter_batches(batch_size=None))
     next(batches)
-    loop = executor_hook._current["executor"]
-    assert executor_hook.abort_current(RuntimeError("cluster gone"), stop_loop=True)
+    loop = executor_control._current["executor"]
+    assert executor_control.abort_current(RuntimeError("cluster gone"), stop_loop=True)
     with pytest.raises(RuntimeError, match="cluster gone"):
         for _ in batches:
             pass
-    executor_hook.join_stopped(timeout=10)
+    executor_control.join_stopped(timeout=10)
     assert not loop.is_alive()  # nothing of Ray Data's calls Ray any more: it may be shut down
 
 
@@ -141,56 +143,46 @@ def test_only_an_execution_started_by_the_run_is_the_one_stop_shuts_down():
     import threading
     from unittest import mock
 
-    from engine import executor_hook
+    from engine.execution import executor_control
 
-    executor_hook.install()  # on this thread, as a run does before it plans its pipeline
+    executor_control.install()  # on this thread, as a run does before it plans its pipeline
     warm_ups, runs = mock.Mock(), mock.Mock()
-    other = threading.Thread(target=executor_hook.CaptureExecutor().before_execution_starts, args=(warm_ups,))
+    other = threading.Thread(target=executor_control._started, args=(warm_ups,))
     other.start()
     other.join()
-    assert not executor_hook.shutdown_current()
-    executor_hook.CaptureExecutor().before_execution_starts(runs)
-    assert executor_hook.shutdown_current()
+    assert not executor_control.shutdown_current()
+    executor_control._started(runs)
+    assert executor_control.shutdown_current()
     runs.shutdown.assert_called_once_with(force=True)
     warm_ups.shutdown.assert_not_called()
 
 
-def test_ray_datas_actor_lookup_leaves_ray_once_the_cluster_is_given_up(ray_local, monkeypatch):
-    """Ray Data's loop asks where its actors are without a timeout; once given up, it must not stay in that call."""
+def test_ray_datas_actor_lookup_leaves_ray_once_the_cluster_is_given_up(ray_local):
+    """Ray Data's loop asks where its actors are without a timeout; once given up, it must not stay in that call.
+
+    (That Ray Data really calls the bounded lookup during a run is test_ray_compat's.)
+    """
     import threading
 
-    from ray.data._internal.execution.operators import actor_pool_map_operator
+    from engine.execution import executor_control
+    from engine.execution.warm import _hold
 
-    from engine import executor_hook
-    from engine.warm import _hold
-
-    executor_hook.install()
-    assert actor_pool_map_operator.get_actor_locations is executor_hook._actor_locations
-    asked = []
-
-    class SilentTracker:  # its answer never comes, as when the tracker's node is gone with the GCS
-        class get_actor_locations:
-            @staticmethod
-            def remote(ids):
-                asked.append(ray.remote(num_cpus=0)(_hold).remote(60))
-                return asked[-1]
-
-    monkeypatch.setattr(executor_hook, "get_or_create_actor_location_tracker", SilentTracker)
-    threading.Timer(0.5, executor_hook._given_up.set).start()  # what abort_current(stop_loop=True) does
+    never = ray.remote(num_cpus=0)(_hold).remote(60)  # its answer never comes, as when the GCS is gone
+    threading.Timer(0.5, executor_control._given_up.set).start()  # what abort_current(stop_loop=True) does
     started = time.time()
     try:
         with pytest.raises(RuntimeError, match="the cluster went away"):
-            executor_hook._actor_locations(("a-pool-actor",))
+            executor_control._locations(never)
         assert time.time() - started < 5
     finally:
-        executor_hook._given_up.clear()
-        [ray.cancel(ref, force=True) for ref in asked]
+        executor_control._given_up.clear()
+        ray.cancel(never, force=True)
 
 
 def test_cuda_out_of_memory_raised_in_ray_becomes_the_batch_size_advice(ray_local):
     import torch
 
-    from engine.errors import one_line
+    from engine.core.errors import one_line
 
     message = "CUDA out of memory. Tried to allocate 48.00 GiB. GPU 0 has a total capacity of 79.19 GiB"
 
@@ -214,7 +206,7 @@ def test_cuda_out_of_memory_raised_in_ray_becomes_the_batch_size_advice(ray_loca
 
 def pool_actors_end() -> None:
     """A run's pool actors (and the GPU memory they hold) end with it, within a bounded wait."""
-    from engine.cluster import live_pool_actors
+    from engine.observe.cluster import live_pool_actors
 
     deadline = time.time() + 20
     while live_pool_actors() and time.time() < deadline:
@@ -242,8 +234,8 @@ def test_stop_before_the_pipeline_starts_ends_the_run_and_the_next_one_goes(ray_
 def test_stop_while_the_model_loads_ends_the_run_before_any_batch(ray_local, tiny, tmp_path):
     import torch
 
-    from engine.models import build_model
-    from engine.reporter import get_reporter
+    from engine.core.models import build_model
+    from engine.execution.reporter import get_reporter
 
     weights = tmp_path / "vit.pth"  # a big model from a file: loading takes a while, as in real use
     torch.save(build_model("vit_b_16")[0].state_dict(), weights)
@@ -273,6 +265,7 @@ def in_namespace(script: str, **env: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.subprocess
 def test_an_unwritable_output_folder_is_refused_in_one_line(tmp_path):
     (tmp_path / "ro").mkdir()
     script = 'mount -t tmpfs -o ro tmpfs "$RO" && exec "$PY" -m engine run --output "$RO/preds" --images 16'
@@ -334,7 +327,7 @@ def test_an_absurd_batch_runs_out_of_gpu_memory_in_one_line_and_gives_it_back(ti
 def test_a_thread_told_to_end_ends_as_its_blocking_call_returns_and_runs_nothing_after():
     import threading
 
-    from engine.run import _end_at_next_step
+    from engine.execution.lost_cluster import end_at_next_step
 
     went_on = threading.Event()
 
@@ -345,6 +338,6 @@ def test_a_thread_told_to_end_ends_as_its_blocking_call_returns_and_runs_nothing
     thread = threading.Thread(target=blocked)
     thread.start()
     time.sleep(0.2)
-    _end_at_next_step(thread)
+    end_at_next_step(thread)
     thread.join(5)
     assert not thread.is_alive() and not went_on.is_set()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from engine import nvml, start
+from engine import start
+from engine.observe import nvml
 from tests.conftest import finish
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not nvml.read_gpus(), reason="no NVIDIA GPU on this machine")]
@@ -24,9 +25,8 @@ def test_cuda_waits_sleep_instead_of_spinning():
     import subprocess
     import sys
 
-    code = (
-        "import torch\nfrom engine.inference import sleep_while_waiting_for_gpu as s\nprint(s())\ntorch.ones(1).cuda()"
-    )
+    code = "import torch\nfrom engine.core.inference import sleep_while_waiting_for_gpu as s\n"
+    code += "print(s())\ntorch.ones(1).cuda()"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, check=True, cwd=root)
     assert out.stdout.split()[0] == "0"  # cudaSuccess

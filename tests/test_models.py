@@ -2,7 +2,7 @@
 
 import torch
 
-from engine.models import MODELS, build_model, class_names, weights_kind
+from engine.core.models import MODELS, build_model, class_names, weights_kind
 
 REQUIRED = {"resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16"}
 
@@ -48,7 +48,7 @@ def test_class_names_come_from_weight_metadata():
 
 
 def test_cuda_wait_mode_can_be_left_at_cudas_default(monkeypatch):
-    from engine.inference import sleep_while_waiting_for_gpu
+    from engine.core.inference import sleep_while_waiting_for_gpu
 
     monkeypatch.setenv("PLAYGROUND_CUDA_SYNC", "spin")
     assert sleep_while_waiting_for_gpu() is None  # nothing set: CUDA's own spin-wait stays
@@ -58,7 +58,7 @@ def _second_enters_while_the_first_holds_the_turn(wait: float) -> bool:
     """One thread takes the GPU's load turn and keeps it; does a second get its turn within `wait` seconds?"""
     import threading
 
-    from engine.inference import gpu_load_turn
+    from engine.core.inference import gpu_load_turn
 
     holding, release, second_in = threading.Event(), threading.Event(), threading.Event()
 
@@ -95,7 +95,7 @@ def test_actors_on_one_gpu_load_in_turn(tmp_path, monkeypatch):
 def test_a_load_turn_can_be_skipped_or_outwaited(tmp_path, monkeypatch):
     import tempfile
 
-    from engine import inference
+    from engine.core import inference
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("PLAYGROUND_GPU_LOADS", "together")

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from engine import nvml
+from engine.observe import nvml
 
 
 class NVMLError(Exception):

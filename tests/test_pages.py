@@ -104,7 +104,7 @@ def test_bad_input_is_one_line_and_nothing_starts(app, tmp_path):
 @pytest.mark.parametrize("warming", [True, False])
 def test_the_sidebar_says_whether_rays_workers_are_warm(ray_local, monkeypatch, warming):
     """(That the caption refreshes itself once the warm-up ends is the browser test's to see.)"""
-    from engine.run import Runner
+    from engine.execution.runner import Runner
 
     monkeypatch.setattr(Runner, "warming", property(lambda self: warming))
     at = AppTest.from_file(APP, default_timeout=120).run()
@@ -173,16 +173,16 @@ def test_compare_page_races_both_pipelines_and_lists_history(ray_local):
 
 
 def test_a_new_ray_address_during_a_run_is_refused_at_once_in_one_line_and_ray_stays(app):
-    from engine import cluster
+    from engine.execution import connection
 
-    with cluster.using(None, "a run"):  # as a run holds it (a switch under it would end the app's process)
+    with connection.using(None, "a run"):  # as a run holds it (a switch under it would end the app's process)
         started = time.time()
         app.text_input(key="ray_address").set_value("127.0.0.1:1").run()
         assert time.time() - started < 30  # not the wait granted to warm-up
         (error,) = app.error  # (warming workers, started by the first page, may be named too)
         assert error.value.startswith("local embedded Ray is busy with ") and "a run" in error.value
         assert error.value.endswith(": Ray cluster at 127.0.0.1:1 can be used once it ends")
-    assert cluster.connected_address() is None
+    assert connection.connected_address() is None
     app.session_state["ray_address"] = ""  # (AppTest drops the sidebar's widgets after an error there)
     assert not app.run().error
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine import cluster
-from engine.cluster import ClusterError, NodeInfo
-from engine.pipeline import cpu_actor_share
+from engine.core.pipeline import cpu_actor_share
+from engine.observe import cluster
+from engine.observe.cluster import ClusterError, NodeInfo
 
 
 def nodes_of(*cpus: float) -> list[NodeInfo]:

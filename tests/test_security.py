@@ -14,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import RunConfig, start
-from engine.config import ConfigError
-from engine.errors import one_line, redact
+from engine.core.config import ConfigError
+from engine.core.errors import one_line, redact
 from tests.conftest import finish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,6 +146,7 @@ def test_credentials_are_masked_wherever_they_would_be_shown():
     assert SECRET not in one_line(ValueError(f"Invalid address format: admin:{SECRET}@head:6379"))
 
 
+@pytest.mark.subprocess
 def test_a_secret_in_a_ray_address_reaches_no_store_summary_or_log(tmp_path):
     db, out = tmp_path / "runs.sqlite", tmp_path / "run.json"
     result = cli("run", "--address", f"admin:{SECRET}@127.0.0.1:1", "--images", "16", "--json", str(out),

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from engine.snippet import code_for
+from engine.insight.snippet import code_for
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_snippet_runs_and_predicts_every_image(ray_local, tiny, pipeline, stages
 def test_snippet_carries_block_size_and_object_store_limit(tiny):
     code = code_for(tiny.replace(block_size_mb=7, object_store_limit_mb=512, output="/tmp/out"))
     assert "7 * 1024 * 1024" in code and "512 * 1024 * 1024" in code and "write_parquet('/tmp/out')" in code
-    assert "_system_config={'free_objects_batch_size': 1}" in code  # what keeps the store under the limit
+    assert "RAY_free_objects_batch_size=1" in code  # what keeps the store under the limit
 
 
 def test_snippet_reads_files_and_skips_what_is_not_an_image(ray_local, tiny, tmp_path):

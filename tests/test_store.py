@@ -6,7 +6,9 @@ import sqlite3
 import subprocess
 import sys
 
-from engine.run import Runner
+import pytest
+
+from engine.execution.runner import Runner
 from engine.store import MIGRATIONS, RunStore
 from tests.conftest import finish
 
@@ -24,12 +26,13 @@ def test_runs_are_recorded_while_they_go_and_at_the_end(ray_local, tiny, tmp_pat
     assert len(full["timeseries"]) == len(summary["timeseries"])
 
 
+@pytest.mark.subprocess
 def test_a_run_whose_process_died_is_marked_interrupted(tmp_path):
     path = str(tmp_path / "runs.sqlite")
     code = (
         "import os, sys; sys.path.insert(0, os.getcwd())\n"
         "from engine.store import RunStore\n"
-        "from engine.config import RunConfig\n"
+        "from engine.core.config import RunConfig\n"
         "class R: pass\n"
         "r = R(); r.id='dead1'; r.submitted_at=1.0; r.status='running'; r.config=RunConfig(); r.summary=None\n"
         "r.error=None; r.timeseries=lambda: []\n"

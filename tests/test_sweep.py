@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine import ConfigError
 from engine.cli import main
-from engine.sweep import Sweep, parse_grid
+from engine.insight.sweep import Sweep, parse_grid
 from tests.test_pages import APP, run_until
 
 
@@ -26,7 +26,7 @@ def test_a_bad_grid_is_refused_before_anything_runs(tiny):
 
 
 def skip_where_256_cpu_actors_fit() -> None:
-    from engine.cluster import nodes
+    from engine.observe.cluster import nodes
 
     if sum(n.cpus for n in nodes()) >= 26:
         pytest.skip("256 CPU actors fit on this machine; the failing cell needs fewer than 26 CPUs")

@@ -7,7 +7,8 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from engine import RunConfig, anatomy
+from engine import RunConfig
+from engine.insight import anatomy
 from ui import charts
 
 MIB = charts.MIB

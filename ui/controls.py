@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import RunConfig
-from engine.config import GPU_ACTOR_CALLS, LIMITS, pipeline_defaults
-from engine.models import MODEL_NAMES, MODELS, weights_kind
+from engine.core.config import GPU_ACTOR_CALLS, LIMITS, pipeline_defaults
+from engine.core.models import MODEL_NAMES, MODELS, weights_kind
 from ui import link
 
 PIPELINE_LABELS = {"Naive": "naive", "Actor-based": "actor"}
@@ -90,11 +90,11 @@ def run_controls(gpus: float, cpus: float) -> RunConfig:
     num_gpus = 0.0
     if gpus > 0:
         num_gpus = st.number_input("GPUs per actor", 0.0, 1.0 if gpus < 2 else float(gpus), step=0.25, key="gpus")
-        st.caption("Fractions share a GPU: 4 actors x 0.25 kept an H200 busiest. 0 runs on the CPU.")
+        st.caption("Fractions share a GPU: several actors on one GPU keep it busier. 0 runs on the CPU.")
     calls = None
     if gpus > 0 and PIPELINE_LABELS[pipeline] == "actor":
         calls = st.slider("Batches at once per actor", 1, LIMITS["calls_per_actor"][1], key="calls")
-        st.caption("Threads in one actor: one batch copies to the GPU while others compute; 3 beat 2 by 6 % on an H200")
+        st.caption("Threads in one actor: one batch copies to the GPU while the others compute.")
     precision = st.selectbox("Precision", PRECISIONS, key="precision")
     st.caption("bf16/fp16 roughly double GPU throughput; on a CPU fp32 is usually fastest.")
     data_label = st.radio("Data", list(DATA_LABELS), key="data")

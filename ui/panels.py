@@ -6,9 +6,9 @@ import time
 
 import streamlit as st
 
-from engine import nvml
-from engine.data import load_image
-from engine.snippet import code_for
+from engine.core.data import load_image
+from engine.insight.snippet import code_for
+from engine.observe import nvml
 from ui import charts
 
 STATUS_ICON = {

@@ -6,8 +6,10 @@ import os
 
 import streamlit as st
 
-from engine import cluster, runner
-from engine.cluster import ClusterError
+from engine import runner
+from engine.execution import connection
+from engine.observe import cluster
+from engine.observe.cluster import ClusterError
 
 
 @st.cache_resource(show_spinner=False)
@@ -22,7 +24,7 @@ BRIEF_WAIT_S = 60.0  # a new address waits this long for warm-up or a ceiling to
 @st.cache_resource(show_spinner="Starting Ray…")
 def ray_connection(address: str | None) -> dict:
     """Start (or join) Ray once per address; return what the cluster has."""
-    label = cluster.connect(address, wait_s=BRIEF_WAIT_S, warm=True)
+    label = connection.connect(address, wait_s=BRIEF_WAIT_S, warm=True)
     shared_runner().warm_up()
     alive = [n for n in cluster.nodes() if n.alive]
     return {

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from engine.models import build_model, class_names
-from engine.reporter import ReportClient, now, worker_id
+from engine.core.models import build_model, class_names
+from engine.execution.reporter import ReportClient, now, worker_id
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -98,11 +98,9 @@ def _normalisers(device):
 def gpu_load_turn():
     """This GPU's load turn: one process at a time starts CUDA on it and uploads its model.
 
-    Loads share the GPU anyway: on an H200 one Predictor built alone in 0.46 s, four at
-    once in 1.94-2.16 s each. Taking turns, a four-actor pool's first result came 2.4-2.9 s
-    after Launch instead of 4.9-5.0 s, and 300,000 images finished 1.3 s sooner; its last
-    actor was up 0.3-0.5 s later, as the loaded ones already computed
-    (bench/results/2026-12-02-nvidia-h200-load-turns.json). The turn is a lock file per set of GPUs the process sees
+    Loads that share a GPU slow each other down, so taking turns brings the pool's first actor
+    (and first result) up sooner, while the loaded ones already compute. The turn is a lock file
+    per set of GPUs the process sees
     (Ray's CUDA_VISIBLE_DEVICES); the OS releases it if its holder dies, and after
     GPU_LOAD_WAIT_S a waiter goes ahead anyway. `PLAYGROUND_GPU_LOADS=together` skips it.
     """
@@ -133,7 +131,7 @@ def gpu_load_turn():
 class Predictor:
     """Loads the model once per actor; each call is one batched forward pass.
 
-    Several calls may run at once on threads (`engine.pipeline.actor_pool`); each
+    Several calls may run at once on threads (`engine.core.pipeline.actor_pool`); each
     thread has its own CUDA stream, so one call's copy can overlap another's compute.
 
     In a two-model ensemble the first stage runs with `emit_logits`: it passes
@@ -165,9 +163,8 @@ class Predictor:
         if self.device.type == "cuda":
             with gpu_load_turn():
                 self.gpu_wait = sleep_while_waiting_for_gpu()
-                # cuDNN's own kernel choice, not autotuning: a fresh process's first ResNet-50 forward took 0.3-0.4 s
-                # against 1.4-1.8 s autotuned, at 15,688-15,703 img/s against 15,789-15,822 after
-                # (bench/results/2026-12-02-nvidia-h200-fresh-process.txt, python -m bench.fresh_process).
+                # cuDNN's own kernel choice, not autotuning: the first forward of a fresh actor comes
+                # a second or more sooner, for a steady rate within a percent (python -m bench.fresh_process).
                 torch.backends.cudnn.benchmark = False
                 model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
                 self.mean, self.std = _normalisers(self.device)

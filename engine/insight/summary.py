@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engine import ray_compat
+
 log = logging.getLogger(__name__)
 
 PHASES = ("connect_ray", "start_workers", "load_model", "first_batch_in", "first_result")
@@ -55,9 +57,7 @@ def _plan_and_stats(dataset, executed=None) -> tuple[str | None, str | None]:
         return None, None
     plan = stats = None
     try:
-        from ray.data._internal.util import explain_plan
-
-        plan = explain_plan(dataset._logical_plan).strip()
+        plan = ray_compat.explain_text(dataset)
     except Exception as exc:
         log.debug("no plan: %s", exc)
     try:
@@ -122,7 +122,7 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
 def _nodes(reported: dict[str, dict], points: list[dict]) -> list[dict]:
     """One entry per Ray node that did work in this run: address, work done, peak store, GPU use."""
     try:
-        from engine.cluster import node_label, nodes
+        from engine.observe.cluster import node_label, nodes
 
         addresses = {n.node_id: n.address for n in nodes()}
         labels = {n.node_id: node_label(n.address, n.node_id) for n in nodes()}

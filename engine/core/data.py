@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.config import RunConfig
+from engine.core.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def decode_images(batch: dict[str, np.ndarray], size: int, skip_bad: bool, repor
                 raise ValueError(f"not a readable image: {path} ({type(exc).__name__})") from None
             bad.append(str(path))
     if bad and reporter is not None:
-        from engine.reporter import ReportClient
+        from engine.execution.reporter import ReportClient
 
         ReportClient(reporter, run_id).send("files_skipped", bad)
     empty = np.zeros((0, size, size, 3), dtype=np.uint8)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import redact
+from engine.core.errors import redact
 
 PIPELINES = ("naive", "actor")
 STAGES = ("single", "cpu_preprocess", "ensemble")  # inference only; + a CPU decode/resize stage; + a second model
@@ -37,14 +37,10 @@ GPU_ACTOR_CALLS = 3  # batches a GPU actor works on at once unless told: see Run
 
 
 def pipeline_defaults(pipeline: str, gpu: bool = False) -> dict[str, Any]:
-    """Starting settings. Naive: the tutorial's batch 4 x 2 tasks. Actor: the best measured.
+    """Starting settings. Naive: the tutorial's batch 4 x 2 tasks. Actor: the best layout `bench.tune_actor` found.
 
-    On a GPU the actor defaults are the best cell of `bench.tune_actor` on an H200: 4 actors
-    sharing the GPU (0.25 each), batch 256, 64 MB blocks, three batches each at once
-    (`RunConfig.actor_calls`). They ran 12,648-12,755 img/s against 11,068 with 256 MB
-    blocks and 11,588 for one actor (bench/results/2026-12-02-nvidia-h200-tune-actor-blocks.json),
-    and 14,070-14,290 with three batches against 13,390-13,457 with two (...-tune-actor-calls.json).
-    On a CPU: 1 actor, batch 32, 16 MB.
+    On a GPU: 4 actors sharing it (0.25 each), batch 256, 64 MB blocks, three batches each at once
+    (`RunConfig.actor_calls`). On a CPU: 1 actor, batch 32, 16 MB.
     """
     if pipeline == "naive":
         return {"batch_size": 4, "concurrency": 2, "num_gpus": 0.5 if gpu else 0.0, "block_size_mb": 16}
@@ -85,7 +81,7 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Return self if every field is allowed; raise `ConfigError` otherwise."""
-        from engine.models import MODELS
+        from engine.core.models import MODELS
 
         if self.model not in MODELS:
             _fail("model", f"must be one of {', '.join(MODELS)}", self.model)
@@ -124,11 +120,7 @@ class RunConfig:
 
     @property
     def actor_calls(self) -> int:
-        """Concurrent batches per actor: on a GPU, three, so one batch's copy overlaps the others' compute.
-
-        4 actors x 0.25 GPU on an H200: 14,070-14,290 img/s with three against 13,390-13,457
-        with two, alternating (bench/results/2026-12-02-nvidia-h200-tune-actor-calls.json).
-        """
+        """Concurrent batches per actor: on a GPU, three, so one batch's copy overlaps the others' compute."""
         if self.calls_per_actor is not None:
             return self.calls_per_actor
         return GPU_ACTOR_CALLS if self.num_gpus > 0 else 1

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.config import ConfigError, RunConfig
+from engine.core.config import ConfigError, RunConfig
 
 CELL_STATUSES = ("pending", "running", "finished", "oom", "failed", "stopped", "skipped")
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config import LIMITS, RunConfig
+from engine.core.config import LIMITS, RunConfig
 
 HEAP_SHARE, OBJECT_STORE_SHARE = 0.7, 0.3
 HEADROOM = 0.9  # use 90 % of the GPU memory left after the model: fragmentation and CUDA's own buffers need the rest
@@ -73,58 +73,13 @@ def advise(
     _check_whole("image_size", image_size, *LIMITS["image_size"])
     _check_whole("calls_per_actor", calls_per_actor, *LIMITS["calls_per_actor"])
 
-    free_gb = gpu_mem_gb - model_size_gb
-    if free_gb <= 0:
-        raise AdviceError(f"the model does not fit in GPU memory (model {model_size_gb:g} GB, GPU {gpu_mem_gb:g} GB)")
-    samples = free_gb * 1024 * HEADROOM / sample_mb
-    if samples < 1:
-        raise AdviceError(
-            f"one sample ({sample_mb:g} MB) does not fit in the GPU memory left after the model ({free_gb:g} GB)"
-        )
-    max_batch = LIMITS["batch_size"][1]
-    batch_size = min(1 << (int(samples).bit_length() - 1), max_batch)  # largest power of two <= samples
-    batch_formula = (
-        f"largest power of 2 <= ({gpu_mem_gb:g} GB GPU - {model_size_gb:g} GB model) x 1024 x {HEADROOM:g} "
-        f"/ {sample_mb:g} MB per sample = {samples:.1f} -> {batch_size}"
-    )
-    if batch_size == max_batch:
-        batch_formula += f" (at most {max_batch})"
-
-    image_bytes = image_size * image_size * 3
-    block_size_mb = math.ceil(BATCHES_PER_BLOCK * batch_size * image_bytes / 2**20)
-    block_formula = f"ceil({BATCHES_PER_BLOCK} batches x {batch_size} images x {image_size}x{image_size}x3 B / 2^20)"
-    max_block = LIMITS["block_size_mb"][1]
-    if block_size_mb > max_block:
-        block_formula += f" = {block_size_mb} -> at most {max_block}"
-        block_size_mb = max_block
-    block_formula += f" = {block_size_mb} MB"
-
+    batch_size, batch_formula = _batch_size(gpu_mem_gb, model_size_gb, sample_mb)
+    block_size_mb, block_formula = _block_size(batch_size, image_size)
     # Ray 2.60's ActorPoolMapOperator lets each actor hold max_tasks_in_flight_per_actor blocks, which defaults to
     # max_concurrency * DEFAULT_ACTOR_MAX_TASKS_IN_FLIGHT_TO_MAX_CONCURRENCY_FACTOR (= 2, ray/data/context.py):
     # one block being worked on per concurrent call, and one queued behind it.
     blocks_in_flight = 2 * calls_per_actor
-    heap_gb = HEAP_SHARE * node_mem_gb
-    store_mb = OBJECT_STORE_SHARE * node_mem_gb * 1024
-    per_actor_gb = model_size_gb + batch_mem_gb
-    in_flight_mb = blocks_in_flight * block_size_mb
-    by_memory, by_store = _floor(heap_gb / per_actor_gb), _floor(store_mb / in_flight_mb)
-    constraints = {
-        "gpus": {"value": gpus, "formula": f"one actor per GPU = {gpus}"},
-        "memory": {
-            "value": by_memory,
-            "formula": (
-                f"floor({HEAP_SHARE:g} x {node_mem_gb:g} GB heap / ({model_size_gb:g} GB model + {batch_mem_gb:g} GB "
-                f"batch)) = floor({heap_gb:.1f} / {per_actor_gb:g}) = {by_memory}"
-            ),
-        },
-        "object_store": {
-            "value": by_store,
-            "formula": (
-                f"floor({OBJECT_STORE_SHARE:g} x {node_mem_gb:g} GB x 1024 object store / ({blocks_in_flight} blocks "
-                f"in flight x {block_size_mb} MB)) = floor({store_mb:.1f} / {in_flight_mb}) = {by_store}"
-            ),
-        },
-    }
+    constraints = _constraints(gpus, node_mem_gb, model_size_gb, batch_mem_gb, blocks_in_flight, block_size_mb)
     lowest = min(c["value"] for c in constraints.values())
     binding = next(name for name in CONSTRAINTS if constraints[name]["value"] == lowest)
     return Advice(
@@ -146,6 +101,67 @@ def advise(
             "calls_per_actor": calls_per_actor,
         },
     )
+
+
+def _batch_size(gpu_mem_gb: float, model_size_gb: float, sample_mb: float) -> tuple[int, str]:
+    """The largest power of two that fits the GPU memory left after the model, with its formula."""
+    free_gb = gpu_mem_gb - model_size_gb
+    if free_gb <= 0:
+        raise AdviceError(f"the model does not fit in GPU memory (model {model_size_gb:g} GB, GPU {gpu_mem_gb:g} GB)")
+    samples = free_gb * 1024 * HEADROOM / sample_mb
+    if samples < 1:
+        raise AdviceError(
+            f"one sample ({sample_mb:g} MB) does not fit in the GPU memory left after the model ({free_gb:g} GB)"
+        )
+    max_batch = LIMITS["batch_size"][1]
+    batch_size = min(1 << (int(samples).bit_length() - 1), max_batch)  # largest power of two <= samples
+    formula = (
+        f"largest power of 2 <= ({gpu_mem_gb:g} GB GPU - {model_size_gb:g} GB model) x 1024 x {HEADROOM:g} "
+        f"/ {sample_mb:g} MB per sample = {samples:.1f} -> {batch_size}"
+    )
+    if batch_size == max_batch:
+        formula += f" (at most {max_batch})"
+    return batch_size, formula
+
+
+def _block_size(batch_size: int, image_size: int) -> tuple[int, str]:
+    """A block of about BATCHES_PER_BLOCK batches of input images, in MB, with its formula."""
+    image_bytes = image_size * image_size * 3
+    block_size_mb = math.ceil(BATCHES_PER_BLOCK * batch_size * image_bytes / 2**20)
+    formula = f"ceil({BATCHES_PER_BLOCK} batches x {batch_size} images x {image_size}x{image_size}x3 B / 2^20)"
+    max_block = LIMITS["block_size_mb"][1]
+    if block_size_mb > max_block:
+        formula += f" = {block_size_mb} -> at most {max_block}"
+        block_size_mb = max_block
+    return block_size_mb, formula + f" = {block_size_mb} MB"
+
+
+def _constraints(
+    gpus: int, node_mem_gb: float, model_size_gb: float, batch_mem_gb: float, blocks_in_flight: int, block_mb: int
+) -> dict[str, dict[str, Any]]:
+    """How many actors each limit allows: the GPUs, the heap, the object store; each with its formula."""
+    heap_gb = HEAP_SHARE * node_mem_gb
+    store_mb = OBJECT_STORE_SHARE * node_mem_gb * 1024
+    per_actor_gb = model_size_gb + batch_mem_gb
+    in_flight_mb = blocks_in_flight * block_mb
+    by_memory, by_store = _floor(heap_gb / per_actor_gb), _floor(store_mb / in_flight_mb)
+    return {
+        "gpus": {"value": gpus, "formula": f"one actor per GPU = {gpus}"},
+        "memory": {
+            "value": by_memory,
+            "formula": (
+                f"floor({HEAP_SHARE:g} x {node_mem_gb:g} GB heap / ({model_size_gb:g} GB model + {batch_mem_gb:g} GB "
+                f"batch)) = floor({heap_gb:.1f} / {per_actor_gb:g}) = {by_memory}"
+            ),
+        },
+        "object_store": {
+            "value": by_store,
+            "formula": (
+                f"floor({OBJECT_STORE_SHARE:g} x {node_mem_gb:g} GB x 1024 object store / ({blocks_in_flight} blocks "
+                f"in flight x {block_mb} MB)) = floor({store_mb:.1f} / {in_flight_mb}) = {by_store}"
+            ),
+        },
+    }
 
 
 def explain(advice: Advice) -> str:
@@ -202,11 +218,12 @@ def detect_machine(model: str = "resnet18") -> dict[str, Any]:
     """
     import psutil
 
-    from engine import cluster, nvml
+    from engine.execution import connection
+    from engine.observe import cluster, nvml
 
     alive = [n for n in _nodes_or_empty(cluster) if n.alive]
     node = max(alive, key=lambda n: (n.gpus, n.heap_bytes + n.object_store_bytes), default=None)
-    if node is None or cluster.connected_address() is None:
+    if node is None or connection.connected_address() is None:
         node_mem_bytes = psutil.virtual_memory().total
     else:
         node_mem_bytes = node.heap_bytes + node.object_store_bytes
@@ -224,7 +241,7 @@ def detect_machine(model: str = "resnet18") -> dict[str, Any]:
 
 def model_size_gb(model: str) -> float:
     """A model's weights in GB, from torchvision's checkpoint size: what an actor holds before any batch."""
-    from engine.models import MODELS
+    from engine.core.models import MODELS
 
     return round(MODELS[model].weights_mb / 1024, 3)
 

@@ -6,8 +6,8 @@ a script; a test executes it to prove it runs.
 
 from __future__ import annotations
 
-from engine.cluster import LOCAL_SYSTEM_CONFIG
-from engine.config import RunConfig
+from engine.core.config import RunConfig
+from engine.ray_compat.env import LOCAL_RAY
 
 _SYNTHETIC = """\
 def make_images(batch):
@@ -157,7 +157,9 @@ def code_for(config: RunConfig) -> str:
             f"    object_store_memory={config.object_store_limit_mb} * 1024 * 1024",
             ")",
             "# Ray deletes dead blocks in batches of 100, which can hold more than this limit. The playground's",
-            f"# local Ray deletes each at once: ray.init(_system_config={LOCAL_SYSTEM_CONFIG!r})",
+            "# local Ray deletes each at once: it starts with "
+            + " ".join(f"{name}={value}" for name, value in LOCAL_RAY.items())
+            + " in its environment.",
         ]
     lines.append("")
     model_code = _model_stages(config)
@@ -170,7 +172,7 @@ def code_for(config: RunConfig) -> str:
 
 
 def _data_stages(config: RunConfig) -> str:
-    from engine.data import cache_dir, rows_per_block, synthetic_blocks
+    from engine.core.data import cache_dir, rows_per_block, synthetic_blocks
 
     separate = config.stages == "cpu_preprocess"
     stage_args = (

@@ -6,17 +6,16 @@ plain Ray Data code a user can copy, so the app can show exactly what ran.
 
 from __future__ import annotations
 
-from engine.config import RunConfig
-from engine.data import build_dataset
-from engine.inference import Predictor, naive_predict
+from engine.core.config import RunConfig
+from engine.core.data import build_dataset
+from engine.core.inference import Predictor, naive_predict
 
 MIN_CPU_SHARE = 0.1  # the smallest CPU slice one CPU-only actor gets
 
 
 def configure_context(config: RunConfig) -> None:
     """Block size and object-store limit are Ray Data context settings."""
-    from ray.data import DataContext
-    from ray.data._internal.execution.interfaces.execution_options import ExecutionResources
+    from ray.data import DataContext, ExecutionResources
 
     ctx = DataContext.get_current()
     ctx.target_max_block_size = config.block_size_mb * 2**20
@@ -38,7 +37,7 @@ def cpu_actor_share(actors: int) -> float:
     0.75 CPU on two 2-CPU nodes left 0.5 on each, and the run waited forever).
     Below a tenth of a CPU each, the actors could not all start: that is refused in one line.
     """
-    from engine.cluster import ClusterError, nodes
+    from engine.observe.cluster import ClusterError, nodes
 
     cpu_nodes = [n.cpus for n in nodes() if n.alive and n.cpus > 0]
     spare = sum(cpu_nodes) - len(cpu_nodes)
@@ -104,9 +103,6 @@ def actor_pool(config: RunConfig):
     Ray Data runs an actor's UDF on one thread unless `enable_true_multi_threading`
     is set, even with several concurrent calls: only the batching overlaps. With it,
     one actor can copy the next batch to the GPU while the previous one computes.
-    (On an H200 three threads still kept one actor's GPU only 63-74 % busy; replaying
-    the forward as a CUDA graph, one launch a batch, did not change that. See the
-    README's benchmarks.)
     """
     from ray.data import ActorPoolStrategy
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import psutil
 import ray
 
-from engine import nvml
-from engine.cluster import live_pool_actors, node_label, nodes
+from engine import ray_compat
+from engine.observe import nvml
+from engine.observe.cluster import live_pool_actors, node_label, nodes
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +34,21 @@ class StoreReading:
 
 
 def read_object_store() -> list[StoreReading]:
-    """Object-store use of every live node, from each raylet's own stats."""
-    from ray._private.internal_api import node_stats
-
+    """Object-store use of every live node, from each raylet's own stats; empty where this Ray cannot say."""
     readings = []
     for node in nodes():
         if not node.alive:
             continue
         try:
-            stats = node_stats(node.address, node.manager_port, include_memory_info=False)
+            store = ray_compat.object_store(node.address, node.manager_port)
         except Exception as exc:  # a node going away mid-read
             log.debug("object store of %s unreadable: %s", node.address, exc)
             continue
-        store = stats.store_stats
-        readings.append(
-            StoreReading(
-                node=node_label(node.address, node.node_id),
-                used_bytes=int(store.object_store_bytes_used),
-                capacity_bytes=int(store.object_store_bytes_avail),
-                spilled_bytes=int(store.spilled_bytes_total),
-            )
-        )
+        if store is not None:
+            readings.append(
+                StoreReading(node_label(node.address, node.node_id), store.used_bytes, store.available_bytes,
+                             store.spilled_bytes)
+            )  # fmt: skip
     return readings
 
 

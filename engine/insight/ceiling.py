@@ -12,9 +12,10 @@ import os
 import threading
 import time
 
-from engine.cluster import ClusterError, held
-from engine.config import RunConfig
-from engine.data import cache_dir, synthetic_image
+from engine.core.config import RunConfig
+from engine.core.data import cache_dir, synthetic_image
+from engine.execution.connection import held
+from engine.observe.cluster import ClusterError
 
 _lock = threading.Lock()
 MIN_SECONDS = 2.0
@@ -38,7 +39,7 @@ def _read() -> dict:
 
 def local_device(gpu: bool) -> str:
     """This machine's device name, as the ceiling table keys it."""
-    from engine import nvml
+    from engine.observe import nvml
 
     gpus = nvml.read_gpus() if gpu else []
     return gpus[0].name if gpus else f"CPU ({os.cpu_count()} cores)"
@@ -54,7 +55,7 @@ def _bare_forward(config: RunConfig) -> dict:
     import numpy as np
     import torch
 
-    from engine.inference import Predictor
+    from engine.core.inference import Predictor
 
     predictor = Predictor(config.model, config.weights_file, config.precision)
     device = predictor.device

@@ -1,0 +1,43 @@
+"""What the command line prints and writes: progress bars on stderr, summaries on stdout, JSON files."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def write_json(path: str | None, payload: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1, default=str)
+
+
+def progress_line(rows: int, total: int, rate: float, phase: str) -> None:
+    """Redraw the one-line progress bar on stderr."""
+    filled = int(30 * rows / total) if total else 0
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {rows}/{total} images  {rate:7.1f} img/s  {phase[:40]:<40}"
+    )
+    sys.stderr.flush()
+
+
+def human(summary: dict) -> str:
+    """A run's summary in one or a few lines."""
+    steady = summary.get("steady_images_per_sec")
+    first = summary.get("first_result_s")
+    line = (
+        f"{summary['status']}: {summary['pipeline']} {summary['model']} ({summary['weights']} weights) "
+        f"{summary['rows']}/{summary['images']} images in {summary['seconds']:.1f}s = "
+        f"{summary['images_per_sec']:.1f} img/s"
+    )
+    if steady:
+        line += f", steady {steady:.1f} img/s"
+    if first is not None:
+        line += f", first result {first:.2f}s"
+    if summary.get("skipped_files"):
+        names = ", ".join(summary["skipped_names"][:3])
+        line += f"\nskipped {summary['skipped_files']} unreadable file(s): {names}"
+    line += f", model loads {summary['model_loads']}"
+    if summary.get("error"):
+        line += f"\nerror: {summary['error']}"
+    return line

@@ -1,0 +1,204 @@
+"""Starting or joining Ray once, and sharing that connection between runs, warm-ups and pages.
+
+The engine never schedules anything itself: it starts a local embedded Ray or joins an
+existing cluster, reuses that connection for every run, and switches address only when
+nothing uses it (Ray ends a process whose threads call it while it shuts down).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from engine.core.errors import redact
+from engine.observe.cluster import ClusterError
+from engine.ray_compat import env
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SETUP_HOOK = "engine.execution.warm.prepare_worker"
+_lock = threading.Lock()
+_connected: dict[str, str | None] = {}
+_users: list[tuple[str, bool]] = []  # what holds the current connection, and whether briefly; a switch needs none
+_idle = threading.Condition()
+# Ray's local processes die with the *thread* that started them (Linux parent-death
+# signal), and Streamlit runs each script pass on a short-lived thread. So Ray is
+# always started from this one thread, which lives as long as the process.
+_owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
+_torch_ready_workers = threading.Event()  # set by connect(warm=True), for good
+
+
+def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False) -> str:
+    """Start or join Ray once and reuse it; return a label for where we are.
+
+    With no address (and no RAY_ADDRESS), an embedded local Ray is started. A different address from
+    the current one reconnects once nothing uses the current one: it waits up to `wait_s` for brief
+    holders (`held`), and fails at once, with ClusterError, under a long one (`using`: a run).
+
+    `warm`: this process warms workers before Launch (`Runner.warm_up`: the app, the benchmarks), so
+    from this Ray start or join on, every worker imports torch as it starts (SETUP_HOOK). Elsewhere
+    Ray's own workers (Ray Data's bookkeeping actors, read tasks) would each import torch for nothing.
+    """
+    if warm:
+        _torch_ready_workers.set()
+    return _owner.submit(_connect, address, wait_s).result()
+
+
+@contextmanager
+def using(address: str | None, what: str, wait_s: float = 0.0) -> Iterator[str]:
+    """`connect`, then keep the connection for the block; `what` ("a run") names it to a would-be switch."""
+    label = _owner.submit(_connect, address, wait_s, what).result()
+    try:
+        yield label
+    finally:
+        _release(what)
+
+
+@contextmanager
+def held(what: str) -> Iterator[bool]:
+    """Keep whatever Ray is connected now for a brief block; yields False (keeping nothing) when none is."""
+    import ray
+
+    with _lock:
+        connected = ray.is_initialized()
+        if connected:
+            _hold(what, brief=True)
+    try:
+        yield connected
+    finally:
+        if connected:
+            _release(what)
+
+
+def _hold(what: str, brief: bool = False) -> None:
+    with _idle:
+        _users.append((what, brief))
+
+
+def _release(what: str) -> None:
+    with _idle:
+        _users.remove(next(user for user in _users if user[0] == what))
+        _idle.notify_all()
+
+
+def _wait_until_unused(wanted: str | None, wait_s: float) -> None:
+    """Wait (up to `wait_s`, while every holder is brief) until nothing holds the connection, or fail."""
+    with _idle:
+        _idle.wait_for(lambda: not _users or not all(brief for _, brief in _users), timeout=wait_s)
+        if _users:
+            busy = " and ".join(dict.fromkeys(what for what, _ in _users))
+            raise ClusterError(
+                f"{label(_connected.get('address'))} is busy with {busy}: {label(wanted)} can be used once it ends"
+            )
+
+
+def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) -> str:
+    import ray
+
+    wanted = address or os.environ.get("RAY_ADDRESS") or None
+    with _lock:
+        if _is_current(wanted):
+            if user:
+                _hold(user)
+            return label(_connected.get("address"))
+        if ray.is_initialized():
+            _wait_until_unused(wanted, wait_s)
+            ray.shutdown()
+        _init(wanted)
+        _connected["address"] = wanted
+        from engine.execution.reporter import forget_reporter
+
+        forget_reporter()  # a new Ray session: the old reporter's handle is void
+        if user:
+            _hold(user)
+        return label(wanted)
+
+
+def _init(wanted: str | None) -> None:
+    """`ray.init` for a cluster's address, or a local Ray when none is wanted."""
+    import ray
+
+    # Local workers are forked from our raylet: let them import `engine`.
+    paths = [PROJECT_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False, "runtime_env": {}}
+    if _torch_ready_workers.is_set():
+        kwargs["runtime_env"]["worker_process_setup_hook"] = SETUP_HOOK
+    try:
+        if wanted:
+            kwargs["runtime_env"]["py_modules"] = [os.path.join(PROJECT_ROOT, "engine")]
+            ray.init(address=wanted, **kwargs)
+        else:
+            store = os.environ.get("PLAYGROUND_OBJECT_STORE_MB")
+            if store:
+                kwargs["object_store_memory"] = int(store) * 2**20
+            os.environ.update(env.local_ray_settings())
+            ray.init(address="local", **kwargs)
+    except Exception as exc:
+        where = "join Ray at " + wanted if wanted else "start local Ray"
+        raise ClusterError(redact(f"could not {where}: {exc}")) from exc
+
+
+def _is_current(wanted: str | None) -> bool:
+    """`wanted` is the Ray this process uses now: its address, or the GCS address of the local Ray it started.
+
+    Joining our own local Ray by its address would shut it down first (it is ours), then find nothing there.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    current = _connected.get("address")
+    return wanted == current or (current is None and wanted == ray.get_runtime_context().gcs_address)
+
+
+def label(address: str | None) -> str:
+    """How the UI names a Ray: the cluster's address (credentials masked) or the local one."""
+    return f"Ray cluster at {redact(address)}" if address else "local embedded Ray"
+
+
+def connected_address() -> str | None:
+    return _connected.get("address")
+
+
+def disconnect(timeout: float = 30.0) -> None:
+    """Drop the connection to a cluster that went away, so the next run starts or joins Ray afresh."""
+    try:
+        _owner.submit(_disconnect).result(timeout)
+    except Exception as exc:  # a shutdown that hangs on a dead cluster must not hang the run too
+        log.warning("could not disconnect from Ray cleanly: %s", exc)
+
+
+def _disconnect() -> None:
+    import ray
+
+    from engine.execution.reporter import forget_reporter
+
+    with _lock:
+        _connected.clear()
+        forget_reporter()
+        ray.shutdown()
+
+
+def get_unless(ref, timeout: float, given_up: threading.Event, error: Exception):
+    """`ray.get(ref, timeout)` in short waits, raising `error` as soon as `given_up` is set (no `timeout`: inf).
+
+    A Stop pressed ends a wait at once; so does a cluster being dropped, which must find no thread
+    inside a Ray call (a wait still going on in Ray's core as Ray shuts down and starts again can end
+    the whole process).
+    """
+    import ray
+
+    deadline = time.time() + timeout
+    while not ray.wait([ref], timeout=min(0.25, max(0.0, deadline - time.time())))[0]:
+        if given_up.is_set():
+            raise error
+        if time.time() >= deadline:
+            raise ray.exceptions.GetTimeoutError(f"no answer from Ray within {timeout:g} s")
+    return ray.get(ref)

@@ -1,0 +1,1 @@
+"""Explaining: a run's summary, plans and fusion, sweeps, the advisor, the ceiling, and code to copy."""

@@ -1,0 +1,1 @@
+"""Measuring: the samplers, NVML, and what the connected cluster has."""

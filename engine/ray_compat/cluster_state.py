@@ -1,0 +1,132 @@
+"""What Ray's GCS and raylets know that no public API gives in time: nodes, actors, workers, stores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from engine.ray_compat.support import private
+
+POOL_ACTOR_PREFIX = "MapWorker("  # Ray Data names its pool actors' class MapWorker(<operator>)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A Ray node as the GCS describes it."""
+
+    node_id: str
+    address: str
+    manager_port: int  # the node's raylet, which serves its object-store and worker stats
+    resources: dict[str, float]
+    alive: bool
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    used_bytes: int
+    available_bytes: int
+    spilled_bytes: int
+
+
+def _public_nodes(timeout: float) -> list[Node]:
+    """`ray.nodes()`: public, but it waits for as long as the GCS is gone."""
+    import ray
+
+    return [
+        Node(n["NodeID"], n["NodeManagerAddress"], n["NodeManagerPort"], dict(n["Resources"]), n["Alive"])
+        for n in ray.nodes()
+    ]
+
+
+@private("node list with a timeout", fallback=_public_nodes)
+def list_nodes(timeout: float) -> list[Node]:
+    """Every node the GCS knows, alive or not; raises within `timeout` s when the GCS does not answer."""
+    import ray
+    from ray.core.generated.gcs_pb2 import GcsNodeInfo
+
+    gcs = ray._private.worker.global_worker.gcs_client
+    return [
+        Node(
+            node_id.hex(),
+            node.node_manager_address,
+            node.node_manager_port,
+            dict(node.resources_total),
+            node.state == GcsNodeInfo.GcsNodeState.ALIVE,
+        )
+        for node_id, node in gcs.get_all_node_info(timeout=timeout).items()
+    ]
+
+
+@private("live actor count")
+def alive_pool_actors() -> int:
+    """Ray Data pool actors alive right now, from the GCS's actor table."""
+    import ray._private.state as state
+
+    return sum(
+        1
+        for actor in state.actors().values()
+        if actor.get("State") == "ALIVE" and str(actor.get("ActorClassName", "")).startswith(POOL_ACTOR_PREFIX)
+    )
+
+
+def _node_stats(address: str, port: int):
+    from ray._private.internal_api import node_stats
+
+    return node_stats(address, port, include_memory_info=False)
+
+
+@private("per-node object store")
+def object_store(address: str, port: int) -> StoreStats:
+    """One node's object-store use, from its raylet."""
+    store = _node_stats(address, port).store_stats
+    return StoreStats(
+        int(store.object_store_bytes_used), int(store.object_store_bytes_avail), int(store.spilled_bytes_total)
+    )
+
+
+@private("fresh-worker count")
+def fresh_workers(address: str, port: int) -> int:
+    """Idle workers of this job on one node that have never run a task: the only ones Ray hands a new actor."""
+    import ray
+    from ray.core.generated import common_pb2
+
+    job = bytes.fromhex(ray.get_runtime_context().get_job_id())
+    return sum(
+        1
+        for w in _node_stats(address, port).core_workers_stats
+        if w.job_id == job
+        and w.worker_type == common_pb2.WORKER
+        and not w.num_executed_tasks
+        and ray.ActorID(w.actor_id).is_nil()
+    )
+
+
+@private("worker prestart", fallback=lambda *args, **kwargs: False)
+def prestart(address: str, port: int, count: int, keep_alive_s: int) -> bool:
+    """Ask one node's raylet to start `count` workers for this job now (the call Ray uses itself); True if asked."""
+    import ray
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray._private.utils import get_runtime_env_info
+    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc
+    from ray.runtime_env import RuntimeEnv
+
+    context = ray.get_runtime_context()
+    env = RuntimeEnv(**json.loads(context.get_runtime_env_string() or "{}"))
+    request = node_manager_pb2.PrestartWorkersRequest(
+        language=common_pb2.PYTHON,
+        job_id=bytes.fromhex(context.get_job_id()),
+        runtime_env_info=get_runtime_env_info(env, is_job_runtime_env=True, serialize=False),
+        keep_alive_duration_secs=keep_alive_s,
+        num_workers=count,
+    )
+    channel = init_grpc_channel(f"{address}:{port}")
+    node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(request, timeout=10)
+    return True
+
+
+@private("token authentication check")
+def token_auth_enabled() -> bool:
+    """Whether this Ray authenticates its RPCs with a token."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    return get_authentication_mode() == AuthenticationMode.TOKEN

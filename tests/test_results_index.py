@@ -1,0 +1,39 @@
+"""bench/results/README.md is the generated index of the results folder, and it stays in step with the folder."""
+
+import json
+
+from bench import index_results
+
+
+def test_committed_index_matches_the_results_folder():
+    committed = (index_results.RESULTS / "README.md").read_text(encoding="utf-8")
+    assert committed == index_results.render(index_results.RESULTS), (
+        "bench/results/README.md is out of date: run `python -m bench.index_results` and commit the result"
+    )
+
+
+def test_rows_are_read_from_the_files(tmp_path):
+    bench_run = {
+        "gpu": "NVIDIA H200",
+        "command": "python -m bench.run_bench --cases ceiling,tuned_actor --out /root/out",
+        "cases": {
+            "ceiling": {"steady_images_per_sec": 15000.0},
+            "tuned_actor": {"steady_images_per_sec": 12000.0},
+        },
+    }
+    (tmp_path / "2026-12-01-nvidia-h200-side-by-side.json").write_text(json.dumps(bench_run))
+    (tmp_path / "2026-12-03-cpu-notes.txt").write_text("# one CPU run\n$ python -m engine run --images 24 | tee out\n")
+    (tmp_path / "README.md").write_text("stale index, not a result\n")
+
+    text = index_results.render(tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| 2026-")]
+
+    assert "do not edit it by hand" in text and "README.md](README.md)" not in text
+    assert rows == [
+        "| 2026-12-03 | CPU | notes | `python -m engine run --images 24 \\| tee out` | — "
+        "| [2026-12-03-cpu-notes.txt](2026-12-03-cpu-notes.txt) |",
+        "| 2026-12-01 | NVIDIA H200 | side by side: run_bench ceiling, tuned_actor "
+        "| `python -m bench.run_bench --cases ceiling,tuned_actor --out /root/out` "
+        "| tuned_actor 12,000 img/s (80.0 % of ceiling) "
+        "| [2026-12-01-nvidia-h200-side-by-side.json](2026-12-01-nvidia-h200-side-by-side.json) |",
+    ]
