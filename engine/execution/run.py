@@ -29,9 +29,11 @@ class RunStopped(Exception):
 class Run:
     """One batch-inference job: its status, live metrics and final summary."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, origin: str = "api", owner: str | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.config = config
+        self.origin = origin  # what started it: a page ("playground", "compare", ...), "cli" or "api"
+        self.owner = owner  # who started it, on a shared server; None on a one-user playground
         self.status = "queued"
         self.phase = "waiting for the previous run"
         self.error: str | None = None

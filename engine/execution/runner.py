@@ -42,8 +42,13 @@ class Runner:
         self._thread = threading.Thread(target=self._loop, name="run-worker", daemon=True)
         self._thread.start()
 
-    def submit(self, config: RunConfig) -> Run:
-        run = Run(config.validate())
+    def submit(self, config: RunConfig, origin: str = "api", owner: str | None = None) -> Run:
+        """Validate and queue a batch run; returns it at once. `origin` names what started it (a page, the CLI),
+        `owner` who did (None on a one-user playground)."""
+        return self.enqueue(Run(config.validate(), origin=origin, owner=owner))
+
+    def enqueue(self, run):
+        """Queue any run that has Run's shape (id, status, stopping, execute(), persist, ...); returns it."""
         run.persist = lambda: self._save(run)
         run.persist()
         with self._lock:
@@ -94,7 +99,7 @@ class Runner:
         while True:
             self._queue.get()()
 
-    def _execute(self, run: Run) -> None:
+    def _execute(self, run) -> None:
         self._wait_for_warm_up(run)
         run.execute()
         # A failed pipeline's exception keeps its pool actors in a reference cycle: they (and the GPU
@@ -105,7 +110,7 @@ class Runner:
                 if connected:  # top each node back up to its fresh workers, whatever took them (actors, tasks)
                     keep_warm(WARM_WORKERS, wait=False)
 
-    def _wait_for_warm_up(self, run: Run) -> None:
+    def _wait_for_warm_up(self, run) -> None:
         """A run launched during the warm-up starts once it is over (or once the run is stopped).
 
         Side by side they would share the cores and Ray's worker starts, and both take longer.
