@@ -12,9 +12,10 @@ _RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 _WRAPPERS = ("UserCodeException", "RayTaskError", "RayActorError", "ActorDiedError")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the names in its messages
 _MARKERS = ("SystemException",)  # Ray Data raises internal errors `from SystemException()`: a label, not a cause
-# credentials inside an address or URI: `scheme://user:password@host`, `token@host`, `?token=...`
+# credentials inside an address or URI: `scheme://user:password@host`, `token@host`, `?token=...`, and the
+# signature of a presigned URL (`sig=` in Azure SAS, `X-Amz-Signature=`, `X-Goog-Credential=`)
 _USERINFO = re.compile(r"((?:[A-Za-z][\w+.-]*://)?)[^\s/@'\"]+@(?=[\w\[])")
-_SECRET_PARAM = re.compile(r"(?i)((?:token|password|passwd|secret|key)=)[^&\s'\"]+")
+_SECRET_PARAM = re.compile(r"(?i)((?:token|password|passwd|secret|key|sig|signature|credential)=)[^&\s'\"]+")
 SECRET_ENV = ("RAY_AUTH_TOKEN",)
 _UNSAFE_GLOBAL = re.compile(r"unsupported GLOBAL (\S+)")  # what torch's weights_only loader refused to import
 
