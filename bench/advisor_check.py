@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep.wait()
     best = sweep.recommended()
     for cell in sweep.cells:
-        print(cell.batch_size, cell.concurrency, cell.status, cell.rate, cell.error, flush=True)
+        print(cell.batch_size, cell.concurrency, cell.status, sweep.rate(cell), cell.error, flush=True)
 
     gpu_name, env = environment(bool(here["gpus"]))
     report = {
@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrency": config.concurrency,
                 "images_per_sec": s.get("steady_images_per_sec") or s.get("images_per_sec"),
             },
-            "recommended": {"batch_size": best.batch_size, "concurrency": best.concurrency, "images_per_sec": best.rate}
+            "recommended": {
+                "batch_size": best.batch_size,
+                "concurrency": best.concurrency,
+                "images_per_sec": sweep.rate(best),
+            }
             if best
             else None,
         },  # fmt: skip

@@ -3,8 +3,7 @@
     python -m bench.first_pool --images 150000 [--out bench/results/first-pool.json]
 
 Each process has its own Ray session and appends its result to `--out`. A cell is the
-engine's default GPU layout (`engine.core.config.pipeline_defaults`; on 2026-12-02, 4 actors
-x 0.25 GPU x 2 batches, batch 256, 64 MB blocks), ResNet-50 bf16, over synthetic images
+engine's default layout for the machine (`engine.core.defaults.pick_layout`), ResNet-50 bf16, over synthetic images
 with a 4 GB object-store limit, run after the app's own warm-up.
 Set `RAY_preallocate_plasma_memory=1` in the environment to have Ray touch its
 object-store pages at start instead of during the first run.
@@ -27,14 +26,15 @@ import time
 
 from bench.run_bench import environment, start_warm_ray
 from engine import RunConfig, runner, start
-from engine.core.config import ConfigError, pipeline_defaults
+from engine.core.config import ConfigError
+from engine.core.defaults import Machine, detect_machine, pick_layout
 from engine.observe.samplers import wait_for_quiet_cpu
 
 
-def cell_config(images: int, gpu: bool) -> RunConfig:
-    """The engine's default actor layout (its GPU one where Ray has a GPU), ResNet-50 bf16, a 4 GB store limit."""
-    return RunConfig(model="resnet50", precision="bf16", images=images, object_store_limit_mb=4096,
-                     **pipeline_defaults("actor", gpu))  # fmt: skip
+def cell_config(images: int, machine: Machine) -> RunConfig:
+    """The engine's default actor layout for `machine`, ResNet-50 bf16, a 4 GB store limit."""
+    layout = pick_layout("actor", machine).settings()
+    return RunConfig(model="resnet50", object_store_limit_mb=4096, **{**layout, "images": images, "precision": "bf16"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,14 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.cells < 1:
         p.error("--cells must be 1 or more")
     try:  # checked before Ray starts: a bad value is one line, and nothing runs
-        cell_config(a.images, gpu=True).validate()
+        cell_config(a.images, Machine(gpus=1)).validate()
     except ConfigError as exc:
         p.error(str(exc))
     ray_start_s = round(start_warm_ray(), 3)
-    import ray
-
-    gpu = bool(ray.cluster_resources().get("GPU"))
-    config = cell_config(a.images, gpu)
+    config = cell_config(a.images, detect_machine())
     cells = []
     for _ in range(a.cells):
         waited = wait_for_quiet_cpu()
@@ -68,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                       "startup": s["startup"], "loads": s["loads"],
                       "series_t_rate_cpu_store": series})  # fmt: skip
         print(json.dumps({k: v for k, v in cells[-1].items() if k != "series_t_rate_cpu_store"}), flush=True)
-    gpu_name, env = environment(gpu)
+    gpu_name, env = environment(config.num_gpus > 0)
     result = {"gpu": gpu_name, **env, "command": "python -m bench.first_pool " + " ".join(argv),
               "preallocate_plasma_memory": os.environ.get("RAY_preallocate_plasma_memory"),
               "warm_workers": runner().warm_workers, "ray_start_s": ray_start_s, "cells": cells}  # fmt: skip

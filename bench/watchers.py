@@ -40,7 +40,8 @@ WATCH = """() => {
   const read = (label) => {
     for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
       const l = m.querySelector('[data-testid="stMetricLabel"]');
-      if (l && l.innerText.trim() === label) return m.querySelector('[data-testid="stMetricValue"]')?.innerText ?? null;
+      const value = m.querySelector('[data-testid="stMetricValue"]');
+      if (l && l.innerText.trim().startsWith(label)) return value?.innerText ?? null;
     }
     return null;
   };
@@ -54,6 +55,13 @@ WATCH = """() => {
     }
   }).observe(document.body, {subtree: true, childList: true, characterData: true});
   window.__redraws = seen;
+}"""
+IMAGES_TOTAL = """() => {
+  for (const m of document.querySelectorAll('[data-testid="stMetricLabel"]')) {
+    const found = m.innerText.match(/Images done \\(of ([\\d,]+)\\)/);
+    if (found) return found[1];
+  }
+  return null;
 }"""
 IMAGES_DONE = """() => {
   for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.time() + 240
         while time.time() < deadline and not (rows_done(launcher.evaluate(IMAGES_DONE)) or 0):
             launcher.wait_for_timeout(500)
-        total = launcher.evaluate(IMAGES_DONE).split("/")[1].strip()
+        total = launcher.evaluate(IMAGES_TOTAL)
         launcher.context.close()
         windows = [measure(pid, [], args.seconds, time.sleep)]
         watchers = [open_page(browser, url)]

@@ -4,19 +4,22 @@ import streamlit as st
 
 from engine import ConfigError
 from engine.core.models import MODEL_NAMES
+from engine.core.policy import PolicyError
 from engine.insight import advisor
 from engine.insight.advisor import AdviceError
-from ui import panels
+from ui import notices, panels
 from ui.advisor import comparison_table, constraint_table
-from ui.session import NO_CLUSTER, connect_or_explain, shared_runner, verifications
+from ui.session import cluster_now, shared_runner, submit, verifications
+from ui.text import plain
 
 st.title("Advisor")
+notices.page_top()
 st.caption(
     "How many actors, how big a batch, how big a block: the tutorial's framework for one GPU node. "
     "70 % of the node's memory is heap for the actors, 30 % is Ray's object store."
 )
 
-cluster = connect_or_explain() or NO_CLUSTER
+cluster = cluster_now()
 runner = shared_runner()
 
 
@@ -55,7 +58,7 @@ image_size = model_col.number_input("Image size (px)", step=16, key="adv_image_s
 try:
     advice = advisor.advise(gpus, gpu_mem_gb, node_mem_gb, model_size_gb, sample_mb, batch_mem_gb, image_size)
 except AdviceError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 
 st.subheader("Recommendation")
@@ -81,11 +84,11 @@ if clipped:
     st.warning("Clipped to this cluster: " + "; ".join(clipped) + ".")
 if st.button("Verify", type="primary"):
     try:
-        run = runner.submit(config)
+        run = submit(config, "advisor")
         verifications()[run.id] = advisor.predicted(advice, config.concurrency, config.images)
         st.session_state["adv_run"] = run.id
-    except ConfigError as exc:
-        st.error(str(exc))
+    except (ConfigError, PolicyError) as exc:
+        st.error(plain(str(exc).splitlines()[0]))
 
 
 @st.fragment(run_every=1.0)

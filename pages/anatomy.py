@@ -3,26 +3,30 @@
 import streamlit as st
 
 from engine import ConfigError
+from engine.core.policy import PolicyError
 from engine.insight import anatomy
 from ui import anatomy as panels
+from ui import notices
 from ui.controls import plan_controls
-from ui.session import connect_or_explain, shared_runner
+from ui.session import Submitter, cluster_now, machine_now, shared_runner
+from ui.text import plain
 
 st.title("Anatomy of a pipeline")
+notices.page_top()
 st.caption(
     "What Ray Data builds from these settings before anything runs, and where a finished run spent its time. "
     "Synthetic images; everything below comes from Ray itself."
 )
 
-cluster = connect_or_explain()
-if cluster is None:
-    st.stop()
 runner = shared_runner()
-config = plan_controls(gpus=cluster["gpus"], cpus=cluster["cpus"])
+config = plan_controls(machine_now())
 try:
     config.validate()
 except ConfigError as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
+    st.stop()
+if cluster_now()["starting"]:
+    st.info("Ray is starting: the plans, blocks and budget below are read from Ray, and appear once it is up.")
     st.stop()
 
 st.subheader("1 · Plans: what fuses, and why not")
@@ -54,11 +58,12 @@ def pair() -> list:
 
 if st.button("Run both ways", type="primary", disabled=not all(r.done for r in pair())):
     try:
-        st.session_state["both_ways"] = [runner.submit(c).id for c in anatomy.both_ways(config)]
+        door = Submitter("anatomy")
+        st.session_state["both_ways"] = [door.submit(c).id for c in anatomy.both_ways(config)]
         st.session_state["both_ways_done"] = 0
         st.rerun()  # redraw the button disabled while the pair runs
-    except ConfigError as exc:
-        st.error(str(exc))
+    except (ConfigError, PolicyError) as exc:
+        st.error(plain(str(exc).splitlines()[0]))
 
 
 @st.fragment(run_every=1.0)

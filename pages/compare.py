@@ -1,43 +1,56 @@
-"""Compare: naive against actor-based on the same data in one click, and the history of runs."""
+"""Compare: naive against actor-based on the same data in one click (or a recorded pair, replayed), and the history."""
 
 import streamlit as st
 
 from engine import ConfigError, RunConfig
-from engine.core.config import pipeline_defaults
+from engine.core.defaults import pick_layout
 from engine.core.models import MODEL_NAMES
-from ui import charts
-from ui.history import history_frame, with_settings
-from ui.session import NO_CLUSTER, comparisons, connect_or_explain, shared_runner
+from engine.core.policy import PolicyError
+from ui import charts, history, notices, replay
+from ui.present import presenting, projector_style
+from ui.session import comparisons, machine_now, submit
+from ui.text import plain
 
+present = presenting()
+projector_style(present)
 st.title("Naive vs actor-based")
-st.caption("The same images through both pipelines, one after the other, on this cluster.")
+notices.page_top()
+if not present:
+    st.caption("The same images through both pipelines, one after the other, with each pipeline's defaults here.")
 
-cluster = connect_or_explain() or NO_CLUSTER
-runner = shared_runner()
-
-with st.form("compare"):
-    left, mid, right = st.columns(3)
-    model = left.selectbox("Model", MODEL_NAMES, key="cmp_model")
-    images = mid.slider("Images", 16, 5_000, 256, step=16, key="cmp_images")
-    data = right.selectbox("Data", ["synthetic", "jpeg"], key="cmp_data")
-    go = st.form_submit_button("Run naive vs actor-based", type="primary")
-if go:
-    gpu = cluster["gpus"] >= 1
-    base = RunConfig(model=model, images=images, data=data, precision="bf16" if gpu else "fp32")
+machine = machine_now()
+left, mid, right = st.columns(3)
+model = left.selectbox("Model", MODEL_NAMES, key="cmp_model")
+naive_images = pick_layout("naive", machine).images
+images = mid.slider("Images", 16, 5_000, naive_images, step=16, key="cmp_images")
+data = right.selectbox("Data", ["synthetic", "jpeg"], key="cmp_data")
+if not present:
+    st.caption(f"{images:,} images through each pipeline; naive builds the model for every batch of 4.")
+launch, demo = st.columns([1, 3])
+if launch.button("Run naive vs actor-based", type="primary"):
     try:
-        pair = {p: runner.submit(base.replace(pipeline=p, **pipeline_defaults(p, gpu))) for p in ("naive", "actor")}
+        pair = {}
+        for pipeline in ("naive", "actor"):
+            layout = pick_layout(pipeline, machine)
+            config = RunConfig(model=model, data=data, defaults=layout.describe(), **layout.settings())
+            pair[pipeline] = submit(config.replace(images=images), "compare")
         comparisons().append(pair)
-    except ConfigError as exc:
-        st.error(str(exc))
+    except (ConfigError, PolicyError) as exc:
+        st.error(plain(str(exc).splitlines()[0]))
+with demo:
+    replay.pair_picker()
 
 
 @st.fragment(run_every=1.0)
 def latest_comparison() -> None:
-    if not comparisons():
-        st.info("Press **Run naive vs actor-based** to race the two pipelines on the same images.")
+    """The newest pair (run or replayed), side by side and overlaid, with the speedup."""
+    pair = st.session_state.get("cmp_replay") or (comparisons()[-1] if comparisons() else None)
+    if pair is None:
+        st.info("Press **Run naive vs actor-based** to race the two pipelines on the same images, or replay a pair.")
         return
-    pair = comparisons()[-1]
     naive, actor = pair["naive"], pair["actor"]
+    if naive.origin == "replay":
+        st.caption(plain(naive.label))
     cols = st.columns(3)
     for col, (name, run) in zip(cols, [("Naive", naive), ("Actor-based", actor)], strict=False):
         s = run.summary or {}
@@ -50,39 +63,21 @@ def latest_comparison() -> None:
         if s:
             col.caption(f"model loads {s.get('model_loads')} · first result {s.get('first_result_s') or 0:.2f} s")
         if run.error:
-            col.error(run.error)
+            col.error(plain(run.error))
     if naive.summary and actor.summary and naive.status == actor.status == "finished":
-        cols[2].metric(
-            "Speedup",
-            f"{actor.summary['images_per_sec'] / naive.summary['images_per_sec']:.1f}×",
-            help="actor images/sec ÷ naive images/sec, whole runs",
-        )
+        speedup = actor.summary["images_per_sec"] / naive.summary["images_per_sec"]
+        cols[2].metric("Speedup", f"{speedup:.1f}×", help="actor images/sec ÷ naive images/sec, whole runs")
     else:
         cols[2].metric("Speedup", "…")
+    style = charts.PROJECTOR if present else charts.SCREEN
     left, right = st.columns(2)
-    left.plotly_chart(charts.throughput(naive.timeseries(), name="naive "), key="cmp_naive")
-    right.plotly_chart(charts.throughput(actor.timeseries(), name="actor "), key="cmp_actor")
+    left.plotly_chart(charts.throughput(naive.timeseries(), name="naive ", style=style), key="cmp_naive")
+    right.plotly_chart(charts.throughput(actor.timeseries(), name="actor ", style=style), key="cmp_actor")
     st.plotly_chart(
         charts.overlay([("naive", naive.timeseries()), ("actor-based", actor.timeseries())]), key="cmp_overlay"
     )
 
 
 latest_comparison()
-
 st.header("History")
-store = runner.store
-rows = store.history()
-if not rows:
-    st.caption("No runs yet: runs launched from any browser, and earlier app sessions, appear here.")
-else:
-    table = with_settings(history_frame(rows), store)
-    picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="history")
-    chosen = [store.get(rows[i]["id"]) for i in picked.selection.rows]
-    if chosen:
-        overlaid = [(f"{r['id']} {r['config']['pipeline']}", r["timeseries"]) for r in chosen if r]
-        st.plotly_chart(charts.overlay(overlaid), key="history_overlay")
-    else:
-        st.caption("Select rows to overlay their throughput.")
-    left, right = st.columns(2)
-    left.download_button("Download CSV", table.to_csv(index=False), "runs.csv", "text/csv")
-    right.download_button("Download JSON", store.export_json(), "runs.json", "application/json")
+history.table()

@@ -16,6 +16,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REAP_S = 15.0  # after SIGTERM, how long the app's processes (its Ray's) may take to end
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -34,9 +35,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def descendants(pid: int) -> list:
+    """Every process started under `pid` (psutil), Ray's included."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 @contextlib.contextmanager
 def serve_app(name: str, **env: str):
-    """`streamlit run app.py` on a free port, as in Streamlit's own e2e suite; yields its URL."""
+    """`streamlit run app.py` on a free port, as in Streamlit's own e2e suite; yields its URL.
+
+    On the way out the app gets SIGTERM, as from a terminal's Ctrl-C or a process manager, and every
+    process it started (its local Ray's included) must be gone within REAP_S.
+    """
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian chromium is not installed (./dev test installs it)")
     port = free_port()
@@ -63,24 +78,37 @@ def serve_app(name: str, **env: str):
             pytest.fail("streamlit never became healthy")
         yield url
     finally:
+        started = descendants(proc.pid)
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+    deadline = time.time() + REAP_S
+    while time.time() < deadline and any(p.is_running() and p.status() != "zombie" for p in started):
+        time.sleep(0.5)
+    left = [" ".join(p.cmdline()[:2]) for p in started if p.is_running() and p.status() != "zombie"]
+    assert not left, f"processes the app started outlived it: {left}"
 
 
 @contextlib.contextmanager
-def browser_page(url: str):
-    """A Chromium page on `url`, tall enough to show the whole playground."""
+def chromium():
+    """Debian's headless Chromium, driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 2400})
-        page.goto(url)
         try:
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def browser_page(url: str, width: int = 1500, height: int = 2400):
+    """A Chromium page on `url`, tall enough by default to show the whole playground; yields it once loading."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(url)
+        yield page

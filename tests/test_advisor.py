@@ -14,6 +14,7 @@ from engine.observe import cluster, nvml
 from engine.observe.cluster import NodeInfo
 from tests.conftest import run_cli
 from tests.test_pages import run_until
+from ui.text import plain
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 PAGE = os.path.join(os.path.dirname(APP), "pages", "advisor.py")
@@ -247,7 +248,7 @@ def test_the_worked_example_on_the_page_is_six_bound_by_memory(page):
 def test_a_bad_input_is_one_error_line_and_no_advice(page):
     enter(page, node_mem_gb=0.0)
     assert not page.exception
-    assert [e.value for e in page.error] == ["node_mem_gb must be a number above 0 (got 0.0)"]
+    assert [e.value for e in page.error] == [plain("node_mem_gb must be a number above 0 (got 0.0)")]
     assert not any(m.label == "Concurrency" for m in page.metric)
     enter(page, node_mem_gb=64.0, model_size_gb=40.0)
     assert len(page.error) == 1 and page.error[0].value.startswith("the model does not fit in GPU memory")

@@ -7,8 +7,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.core.config import pipeline_defaults
 from engine.core.data import rows_per_block
+from engine.core.defaults import Machine, pick_layout
 from engine.insight.anatomy import block_layout, explain, latest_finished, operator_times, store_budget, store_use
 from tests.conftest import finish
 from tests.test_pages import APP, run_until
@@ -38,7 +38,8 @@ def test_the_gpu_layout_makes_its_images_inside_the_read(ray_local, tiny, stages
 
     When it did not (094ab66, reverted), one H200 ran the tuned pipeline at half speed.
     """
-    view = explain(tiny.replace(stages=stages, **pipeline_defaults("actor", gpu=True)))
+    gpu_layout = pick_layout("actor", Machine(gpus=1)).settings()
+    view = explain(tiny.replace(stages=stages, **{**gpu_layout, "images": tiny.images}))
     assert view.operators[0] == "ReadRange->MapBatches(_make_images)", view.operators
 
 
@@ -139,6 +140,7 @@ def test_page_shows_plans_blocks_and_asks_for_a_run_when_there_is_none(ray_local
     assert "Read[ReadRange]" in code and "TaskPoolMapOperator[MapBatches(resize_images)]" in code
     assert any("Runs as 3 operator(s)" in m.value for m in at.markdown)
     assert {m.label for m in at.metric} >= {"Blocks", "Rows per block", "Block size", "Object-store budget"}
+    assert any(m.value.startswith("**Decoding.** Synthetic images need no decoding") for m in at.markdown)
     assert any("launch a run on the Playground first" in i.value for i in at.info)
     at.selectbox(key="an_stages").set_value("Inference only").run()
     code = "\n".join(c.value for c in at.code)

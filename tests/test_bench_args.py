@@ -9,7 +9,7 @@ from engine.execution import connection
 @pytest.mark.parametrize(
     "script, argv, says",
     [
-        (run_bench.parse, ["--jpeg-files", "0"], "--jpeg-files must be at least 1"),
+        (run_bench.parse, ["--jpeg-images", "0"], "--jpeg-images must be at least 1"),
         (run_bench.parse, ["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
         (run_bench.parse, ["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
         (run_bench.parse, ["--calls-per-actor", "0"], "--calls-per-actor must be at least 1"),

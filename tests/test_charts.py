@@ -24,5 +24,5 @@ def test_gpu_lines_are_named_by_node_when_there_are_several():
 def test_object_store_for_one_node_and_in_readable_units():
     points = [point(t, []) for t in (0.5, 1.0)]
     whole, one = charts.object_store(points), charts.object_store(points, node="b")
-    assert whole.layout.yaxis.title.text == "MiB" and list(whole.data[0].y) == [3.0, 3.0]
+    assert whole.layout.yaxis.title.text == "MiB (of 1.0 GiB)" and list(whole.data[0].y) == [3.0, 3.0]
     assert list(one.data[0].y) == [2.0, 2.0] and "on b" in one.layout.title.text

@@ -21,6 +21,7 @@ THROUGHPUT = """() => {
   return [ys.length, ys.length ? ys[ys.length - 1] : 0];
 }"""
 
+FONT_SIZES = "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p._fullLayout.font.size)"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
@@ -53,11 +54,24 @@ def test_join_a_cluster_launch_watch_live_and_see_each_node(two_nodes, tmp_path)
     db = str(tmp_path / "runs.sqlite")
     with (
         serve_app("e2e", RAY_ADDRESS=two_nodes.address, PLAYGROUND_DB=db) as url,
-        browser_page(f"{url}/?images=192") as page,  # a link with settings: a shorter run for CI
+        browser_page(f"{url}/?images=192", width=1280, height=720) as page,  # a link with settings: a short run
     ):
-        page.get_by_text("2 node(s)").wait_for(timeout=120_000)  # the sidebar shows the cluster it joined
-        # Launch at once, while the app still warms workers, as a presenter would: the run waits for the warm-up.
+        opened = time.time()
+        page.get_by_role("button", name="Launch").wait_for(timeout=30_000)
+        for label in ("Model", "Pipeline", "Batch size", "Concurrency", "Block size (MB)", "Images", "Data"):
+            page.get_by_text(label, exact=True).first.wait_for(state="attached", timeout=30_000)
+        first_paint = time.time() - opened
+        print(f"first paint: the title, every control and Launch {first_paint:.2f} s after the page opened")
+        assert first_paint <= 3.0  # drawn while Ray starts, not after
+        for above_the_fold in (page.get_by_role("button", name="Launch"), page.get_by_role("button", name="Stop"),
+                               page.get_by_text("Images/sec", exact=True).first):  # fmt: skip
+            box = above_the_fold.bounding_box()
+            assert box and box["y"] + box["height"] <= 720, box
+        page.screenshot(path=os.path.join(ARTIFACTS, "e2e-first-paint-1280x720.png"))
+        # Launch at once, while Ray starts and warms workers, as a presenter would: the run waits for them.
         page.get_by_role("button", name="Launch").click()
+        page.get_by_text("2 node(s)").wait_for(timeout=120_000)  # the sidebar shows the cluster it joined
+        page.set_viewport_size({"width": 1500, "height": 2400})
 
         counts: list[int] = []
         flowing = 0
@@ -79,6 +93,13 @@ def test_join_a_cluster_launch_watch_live_and_see_each_node(two_nodes, tmp_path)
         page.get_by_text("Show", exact=True).first.wait_for()  # charts offer the whole cluster or one node
         page.get_by_text("warm workers:").wait_for(timeout=30_000)  # the sidebar saw the warm-up end by itself
         assert "images=192" in page.url and "pipeline=actor" in page.url  # the address is a link to these settings
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.goto(f"{url}/?images=192&present=1")  # the projector view of the same finished run
+        page.get_by_text("Sample predictions").wait_for(timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=30_000)
+        fonts = page.evaluate(FONT_SIZES)
+        assert fonts and min(fonts) >= 18, fonts
+        page.screenshot(path=os.path.join(ARTIFACTS, "e2e-projector-1280x720.png"))
     store = RunStore(db)
     run = store.get(store.history()[0]["id"])
     assert run["status"] == "finished"

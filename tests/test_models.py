@@ -103,3 +103,10 @@ def test_a_load_turn_can_be_skipped_or_outwaited(tmp_path, monkeypatch):
     monkeypatch.delenv("PLAYGROUND_GPU_LOADS")
     monkeypatch.setattr(inference, "GPU_LOAD_WAIT_S", 0.1)  # a load that hangs holds the next back this long
     assert _second_enters_while_the_first_holds_the_turn(wait=10)
+
+
+def test_the_models_metadata_is_torchvisions_own_and_the_hub_folder_is_torchs():
+    from engine.core.models import describe, hub_dir
+
+    assert [describe(name) for name in MODELS] == list(MODELS.values())
+    assert hub_dir() == torch.hub.get_dir()

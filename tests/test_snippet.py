@@ -39,7 +39,8 @@ def test_snippet_carries_block_size_and_object_store_limit(tiny):
     assert "RAY_free_objects_batch_size=1" in code  # what keeps the store under the limit
 
 
-def test_snippet_reads_files_and_skips_what_is_not_an_image(ray_local, tiny, tmp_path):
+@pytest.mark.parametrize("decode", ["cpu", "gpu"])  # "gpu": decoded inside the actors (here on their CPU)
+def test_snippet_reads_files_and_skips_what_is_not_an_image(ray_local, tiny, tmp_path, decode):
     from PIL import Image
 
     for i in range(5):
@@ -47,6 +48,8 @@ def test_snippet_reads_files_and_skips_what_is_not_an_image(ray_local, tiny, tmp
     (tmp_path / "readme.txt").write_text("not an image")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code_for(tiny.replace(data=str(tmp_path))), "<snippet>", "exec"), {"__name__": "snippet"})
+        code = code_for(tiny.replace(data=str(tmp_path), decode=decode))
+        assert ("ds.map_batches(decode," in code) == (decode == "cpu")  # a CPU decode stage, or none
+        exec(compile(code, "<snippet>", "exec"), {"__name__": "snippet"})
     counts = [int(line.split()[0]) for line in out.getvalue().splitlines() if line.endswith("predictions")]
     assert sum(counts) == 5  # readme.txt was skipped (the worker prints its name to its own log)

@@ -34,6 +34,7 @@ def test_ensemble_loads_two_models_and_counts_each_image_once(ray_local, tiny):
 def test_bad_files_are_skipped_counted_and_named(ray_local, tiny, messy_folder):
     summary = finish(ray_local.submit(tiny.replace(data=str(messy_folder), images=100)))
     assert summary["status"] == "finished" and summary["rows"] == 10
+    assert summary["images"] == 12 and summary["requested"] == 100  # the folder's files, counted before the run
     assert summary["skipped_files"] == 2
     assert sorted(n.rsplit("/", 1)[-1] for n in summary["skipped_names"]) == ["broken.jpg", "notes.txt"]
 
@@ -52,3 +53,13 @@ def test_ensemble_needs_a_known_second_model(tiny):
         tiny.replace(stages="ensemble").validate()
     with pytest.raises(ConfigError, match="ensemble needs the actor pipeline"):
         tiny.replace(stages="ensemble", second_model="resnet18", pipeline="naive").validate()
+
+
+def test_a_folder_is_counted_by_a_listing_as_ray_lists_it(tiny, messy_folder):
+    from engine.core.data import count_inputs
+
+    (messy_folder / ".hidden.png").write_bytes(b"x")  # Ray Data leaves out "." and "_" entries, and so does the count
+    (messy_folder / "_meta").write_bytes(b"x")
+    assert count_inputs(tiny.replace(data=str(messy_folder), images=100)) == 12
+    assert count_inputs(tiny.replace(data=str(messy_folder), images=5)) == 5
+    assert count_inputs(tiny.replace(data="synthetic", images=100)) == 100

@@ -40,7 +40,7 @@ def test_a_failing_cell_does_not_stop_the_sweep_and_a_recommendation_follows(ray
     assert [c.status for c in sweep.cells] == ["finished", "finished", "failed", "failed"]
     assert all("CPU actors" in c.error and "\n" not in c.error for c in sweep.cells[2:])
     best = sweep.recommended()
-    assert best is not None and best.rate == max(c.rate for c in sweep.cells[:2])
+    assert best is not None and sweep.rate(best) == max(sweep.rate(c) for c in sweep.cells[:2])
     out = sweep.to_dict()
     assert len(out["cells"]) == 4 and out["recommended"]["batch_size"] == best.batch_size
     assert sweep.to_csv().count("\n") == 5  # header + 4 cells

@@ -49,7 +49,7 @@ def plans(view: anatomy.PlanView) -> None:
 
 
 def blocks(config: RunConfig, layout: anatomy.BlockLayout, budget: anatomy.StoreBudget | None) -> None:
-    """Blocks against batches, and how much of them the object-store budget holds at once."""
+    """Blocks against batches, how much of them the object-store budget holds at once, and where files decode."""
     cols = st.columns(4)
     if layout.blocks is None:
         cols[0].metric("Blocks", "—", help="decided by Ray's reader when the run starts")
@@ -94,6 +94,12 @@ def blocks(config: RunConfig, layout: anatomy.BlockLayout, budget: anatomy.Store
             f"{_mib(budget.cluster_bytes)}{fits}); past it, it stops launching tasks: the *held back* time below."
         )
     st.caption(" ".join(notes))
+    decode_placement(config)
+
+
+def decode_placement(config: RunConfig) -> None:
+    """Where image files are decoded with these settings: it decides whether blocks carry bytes or images."""
+    st.markdown(f"**Decoding.** {anatomy.decode_placement(config)}")
 
 
 def stage_times(run) -> None:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import plotly.graph_objects as go
 
 GIB = 2**30
 MIB = 2**20
-HEIGHT = 260
 
 
-def _figure(title: str, y_title: str, y_range=None) -> go.Figure:
+@dataclass(frozen=True)
+class Style:
+    """Chart height and font sizes (px): for a screen, or for a projector read from the back of a room."""
+
+    height: int
+    font: int
+    title: int
+
+
+SCREEN = Style(height=300, font=14, title=16)
+PROJECTOR = Style(height=420, font=18, title=22)
+HEIGHT = SCREEN.height
+
+
+def _figure(title: str, y_title: str, y_range=None, style: Style = SCREEN) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        height=HEIGHT,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": title, "font": {"size": style.title}},
+        font={"size": style.font},
+        height=style.height,
+        margin={"l": 10, "r": 10, "t": 40 + style.title, "b": 10},
         xaxis_title="time since Launch (s)",
         yaxis_title=y_title,
         legend={"orientation": "h", "y": -0.3},
@@ -35,9 +51,19 @@ def _series(points: list[dict], key: str, scale: float = 1.0) -> tuple[list, lis
     return xs, ys
 
 
-def throughput(points: list[dict], ceiling: float | None = None, name: str = "") -> go.Figure:
-    """Images/sec now and the cumulative average since Launch."""
-    fig = _figure("Throughput", "images / s")
+def throughput(
+    points: list[dict],
+    ceiling: float | None = None,
+    name: str = "",
+    previous: tuple[str, list[dict]] | None = None,
+    style: Style = SCREEN,
+) -> go.Figure:
+    """Images/sec (smoothed) and the average since Launch; `previous` (label, points) faintly, to compare with."""
+    fig = _figure("Throughput", "images / s", style=style)
+    if previous:
+        label, before = previous
+        xs, ys = _series(before, "images_per_sec")
+        fig.add_scatter(x=xs, y=ys, name=label, mode="lines", line={"width": 2, "color": "#999999"}, opacity=0.45)
     xs, ys = _series(points, "images_per_sec")
     fig.add_scatter(x=xs, y=ys, name=f"{name}images/s", mode="lines", line={"width": 2})
     xs, ys = _series(points, "cumulative_images_per_sec")
@@ -59,18 +85,26 @@ def _gpu_series(points: list[dict], node: str | None):
                       for p in points]  # fmt: skip
 
 
-def gpu_util(points: list[dict], node: str | None = None) -> go.Figure:
-    """Utilisation of each GPU, in percent."""
-    fig = _figure("GPU utilisation", "%", [0, 105])
+def gpu_util(points: list[dict], node: str | None = None, style: Style = SCREEN) -> go.Figure:
+    """Utilisation of each GPU, in percent; dashed in its colour, its JPEG decoders' on GPUs that have them."""
+    from plotly.colors import qualitative
+
+    fig = _figure("GPU utilisation", "%", [0, 105], style=style)
     xs = [p["t"] for p in points]
-    for label, gpus in _gpu_series(points, node):
-        fig.add_scatter(x=xs, y=[g["util_pct"] if g else None for g in gpus], name=label, mode="lines")
+    for i, (label, gpus) in enumerate(_gpu_series(points, node)):
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]  # plotly's own order, set so both lines share it
+        util = [g["util_pct"] if g else None for g in gpus]
+        fig.add_scatter(x=xs, y=util, name=label, mode="lines", line={"color": color})
+        jpeg = [g.get("jpeg_util_pct") if g else None for g in gpus]
+        if any(v is not None for v in jpeg):
+            fig.add_scatter(x=xs, y=jpeg, name=f"{label} JPEG engines", mode="lines",
+                            line={"dash": "dash", "color": color})  # fmt: skip
     return fig
 
 
-def gpu_memory(points: list[dict], node: str | None = None) -> go.Figure:
+def gpu_memory(points: list[dict], node: str | None = None, style: Style = SCREEN) -> go.Figure:
     """Memory used on each GPU, against its size."""
-    fig = _figure("GPU memory", "GiB")
+    fig = _figure("GPU memory", "GiB", style=style)
     xs = [p["t"] for p in points]
     for label, gpus in _gpu_series(points, node):
         used = [g["mem_used_bytes"] / GIB if g and g["mem_used_bytes"] is not None else None for g in gpus]
@@ -81,7 +115,7 @@ def gpu_memory(points: list[dict], node: str | None = None) -> go.Figure:
     return fig
 
 
-def object_store(points: list[dict], node: str | None = None) -> go.Figure:
+def object_store(points: list[dict], node: str | None = None, style: Style = SCREEN) -> go.Figure:
     """Ray object store used and spilled, against its capacity.
 
     The capacity line is drawn once use comes within sight of it; until then it
@@ -91,8 +125,8 @@ def object_store(points: list[dict], node: str | None = None) -> go.Figure:
     peak = max((p.get("object_store_used_bytes") or 0 for p in points), default=0)
     near = capacity and peak > 0.2 * capacity
     scale, unit = (GIB, "GiB") if near or peak > GIB else (MIB, "MiB")
-    title = "Ray object store" + ("" if near or not capacity else f" (capacity {capacity / GIB:.1f} GiB)")
-    fig = _figure(title, unit)
+    y_title = unit if near or not capacity else f"{unit} (of {capacity / GIB:.1f} GiB)"
+    fig = _figure("Ray object store", y_title, style=style)
     if node is None:
         xs, ys = _series(points, "object_store_used_bytes", scale)
     else:
@@ -110,9 +144,9 @@ def object_store(points: list[dict], node: str | None = None) -> go.Figure:
     return fig
 
 
-def host(points: list[dict]) -> go.Figure:
+def host(points: list[dict], style: Style = SCREEN) -> go.Figure:
     """CPU % (left axis) and RAM used (right axis) of the machine running the app."""
-    fig = _figure("CPU and RAM (this machine)", "CPU %", [0, 105])
+    fig = _figure("CPU and RAM (this machine)", "CPU %", [0, 105], style=style)
     xs, ys = _series(points, "cpu_pct")
     fig.add_scatter(x=xs, y=ys, name="CPU %", mode="lines")
     xs, ys = _series(points, "ram_used_bytes", GIB)
@@ -130,9 +164,9 @@ def overlay(runs: list[tuple[str, list[dict]]]) -> go.Figure:
     return fig
 
 
-def startup_timeline(startup: dict[str, float] | None, loads: list[dict]) -> go.Figure:
+def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style: Style = SCREEN) -> go.Figure:
     """Launch -> first result as one stacked bar, and every model load as its own bar."""
-    fig = _figure("Start-up: from Launch to the first result", "")
+    fig = _figure("Start-up: from Launch to the first result", "", style=style)
     fig.update_layout(
         barmode="stack",
         height=190 + 22 * min(len(loads), 20),
@@ -180,7 +214,7 @@ def store_side_by_side(runs: list[tuple[str, list[dict], float | None]]) -> go.F
         fig.update_xaxes(title_text="time since Launch (s)", rangemode="tozero", row=1, col=col)
     fig.update_yaxes(title_text="MiB", rangemode="tozero", row=1, col=1)
     fig.update_layout(
-        title={"text": "Ray object store", "font": {"size": 14}},
+        title={"text": "Ray object store", "font": {"size": SCREEN.title}},
         height=HEIGHT + 20,
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
         showlegend=False,
@@ -239,7 +273,7 @@ def sweep_heatmap(cells: list[dict], value: str, title: str, scale: float = 1.0,
         fig.add_heatmap(z=z, x=columns, y=rows, colorscale="Viridis", hoverongaps=False, xgap=3, ygap=3,
                         colorbar={"title": unit.strip() or None})  # fmt: skip
     fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
+        title={"text": title, "font": {"size": SCREEN.title}},
         height=max(HEIGHT, 90 * len(concurrencies) + 120),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )

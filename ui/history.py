@@ -1,15 +1,22 @@
-"""The history table: every run the store recorded, from any browser or earlier app session."""
+"""The history table: every run the store recorded, from any browser or earlier app session, kept up to date."""
 
 from __future__ import annotations
 
 import pandas as pd
+import streamlit as st
+
+from ui import charts
+from ui.session import server_policy, shared_runner, who
+from ui.text import plain
+
+COLUMNS = ["id", "started_at", "status", "origin", "owner", "pipeline", "model", "images_per_sec", "error"]
 
 
 def history_frame(rows: list[dict]) -> pd.DataFrame:
     """One row per recorded run (from the run store), newest first."""
-    frame = pd.DataFrame(rows, columns=["id", "started_at", "status", "pipeline", "model", "images_per_sec", "error"])
+    frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["started_at"] = pd.to_datetime(frame["started_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
-    return frame.rename(columns={"started_at": "started", "images_per_sec": "images/s"})
+    return frame.rename(columns={"started_at": "started", "images_per_sec": "images/s", "origin": "from"})
 
 
 def with_settings(frame: pd.DataFrame, store) -> pd.DataFrame:
@@ -20,3 +27,33 @@ def with_settings(frame: pd.DataFrame, store) -> pd.DataFrame:
                         ("block_size_mb", "block MB"), ("precision", "precision"), ("data", "data")):  # fmt: skip
         frame.insert(len(frame.columns) - 1, column, [c.get(key) for c in configs])
     return frame
+
+
+@st.fragment(run_every=2.0)
+def table() -> None:
+    """The history, redrawn as runs change (a row reaches its final status by itself); overlay, export, delete."""
+    store = shared_runner().store
+    rows = store.history()
+    if not rows:
+        st.caption("No runs yet: runs launched from any browser, and earlier app sessions, appear here.")
+        return
+    frame = with_settings(history_frame(rows), store)
+    picked = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="multi-row", key="history")
+    chosen = [rows[i]["id"] for i in picked.selection.rows]
+    if chosen:
+        runs = [store.get(run_id) for run_id in chosen]
+        overlaid = [(f"{r['id']} {r['config']['pipeline']}", r["timeseries"]) for r in runs if r]
+        st.plotly_chart(charts.overlay(overlaid), key="history_overlay")
+    else:
+        st.caption("Select rows to overlay their throughput.")
+    everyone = server_policy().is_operator(who())
+    scope = "all runs" if everyone else "your runs"
+    left, mid, right = st.columns(3)
+    mine = frame if everyone else frame[frame["owner"] == who()]
+    left.download_button(f"Download CSV ({scope})", mine.to_csv(index=False), "runs.csv", "text/csv")
+    mid.download_button(
+        f"Download JSON ({scope})", store.export_json(owner=who(), everyone=everyone), "runs.json", "application/json"
+    )
+    if chosen and right.button(f"Delete {len(chosen)} selected", help="Only finished runs, and only " + scope):
+        gone = store.delete(chosen, owner=who(), everyone=everyone)
+        st.toast(plain(f"Deleted {gone} of {len(chosen)} run(s)" + ("" if gone == len(chosen) else f": {scope} only")))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 WHOLE_NUMBERS = ("batch", "concurrency", "block", "images")
 CHOICES = ("model", "pipeline", "precision")
+VIEW = ("present",)  # how the page is shown, not what runs: `present=1` is the projector view
 
 
 def read(params: dict[str, str], choices: dict[str, list[str]], ranges: dict[str, tuple[int, int]]):
@@ -23,15 +24,15 @@ def read(params: dict[str, str], choices: dict[str, list[str]], ranges: dict[str
                 problems.append(f"link setting {name}={value!r} ignored: must be one of {', '.join(choices[name])}")
         elif name in WHOLE_NUMBERS:
             low, high = ranges[name]
-            if value.isdigit() and low <= int(value) <= high:
+            if value.isascii() and value.isdigit() and low <= int(value) <= high:
                 settings[name] = int(value)
             else:
                 problems.append(f"link setting {name}={value!r} ignored: must be a whole number from {low} to {high}")
-        else:
+        elif name not in VIEW:
             problems.append(f"link setting {name!r} ignored: links carry {', '.join(CHOICES + WHOLE_NUMBERS)}")
     return settings, problems
 
 
 def write(settings: dict) -> dict[str, str]:
     """The address parameters for `settings` (keyed as `read` returns them)."""
-    return {name: str(settings[name]) for name in CHOICES + WHOLE_NUMBERS if name in settings}
+    return {name: str(settings[name]) for name in CHOICES + WHOLE_NUMBERS + VIEW if name in settings}

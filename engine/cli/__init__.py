@@ -18,6 +18,8 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # the terminal gets warnings; the debug log gets the rest
+        handler.setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = redact(shlex.join(["python", "-m", "engine", *argv]))
@@ -29,10 +31,21 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli.history import history_command
 
         return history_command(args)
+    if args.command == "realtime":
+        from engine.cli.realtime import realtime_command
+
+        return realtime_command(args, command)
     if args.command == "sweep":
         from engine.cli.sweep import sweep_command
 
         return sweep_command(args, command)
+    from engine.cli.parser import EXIT_INTERRUPTED
     from engine.cli.runs import runs_command
+    from engine.execution.debug_log import attach
 
-    return runs_command(args, command)
+    attach()
+    try:
+        return runs_command(args, command)
+    except KeyboardInterrupt:  # before any run started (while Ray was starting): nothing to stop
+        print("stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED

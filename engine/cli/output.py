@@ -21,6 +21,15 @@ def progress_line(rows: int, total: int, rate: float, phase: str) -> None:
     sys.stderr.flush()
 
 
+def _decode_detail(summary: dict) -> str:
+    """Where the images were decoded when both the GPU and the CPU did some, and the decode's share of the actors."""
+    gpu, cpu, share = summary.get("decoded_on_gpu"), summary.get("decoded_on_cpu"), summary.get("decode_share")
+    parts = [f"{gpu} on the GPU, {cpu} on the CPU"] if gpu and cpu else []
+    if share is not None:
+        parts.append(f"{share:.0%} of the actors' time")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def human(summary: dict) -> str:
     """A run's summary in one or a few lines."""
     steady = summary.get("steady_images_per_sec")
@@ -34,6 +43,8 @@ def human(summary: dict) -> str:
         line += f", steady {steady:.1f} img/s"
     if first is not None:
         line += f", first result {first:.2f}s"
+    if summary.get("decoder"):
+        line += f", decoded by {summary['decoder']}{_decode_detail(summary)}"
     if summary.get("skipped_files"):
         names = ", ".join(summary["skipped_names"][:3])
         line += f"\nskipped {summary['skipped_files']} unreadable file(s): {names}"

@@ -26,7 +26,7 @@ def number(text: str) -> float:
 def add_run_flags(p: argparse.ArgumentParser, grid: bool = False) -> None:
     """The flags every run takes; with `grid`, batch size, concurrency and block size take comma lists."""
     p.add_argument("--model", default="resnet18", help=f"one of {', '.join(MODEL_NAMES)}")
-    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--images", type=int, default=None, help="default: sized for the pipeline and the machine")
     p.add_argument("--image-size", type=int, default=224)
     if grid:
         p.add_argument("--batch-sizes", default="16,64,256", help="comma list, e.g. 16,64,256")
@@ -35,10 +35,12 @@ def add_run_flags(p: argparse.ArgumentParser, grid: bool = False) -> None:
     else:
         p.add_argument("--batch-size", type=int, default=None)
         p.add_argument("--concurrency", type=int, default=None)
-        p.add_argument("--block-size-mb", type=int, default=16)
-    p.add_argument("--num-gpus", type=number, default=0.0, help="GPUs per worker (0 = CPU)")
-    p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
+        p.add_argument("--block-size-mb", type=int, default=None)
+    p.add_argument("--num-gpus", type=number, default=None, help="GPUs per worker (0 = CPU)")
+    p.add_argument("--precision", default=None, help="fp32, bf16 or fp16")
+    p.add_argument("--device", choices=("auto", "cpu"), default="auto", help="cpu: the CPU layout on a GPU machine")
     p.add_argument("--data", default="synthetic", help="synthetic, jpeg, or a folder/URI of images")
+    p.add_argument("--decode", default="auto", help="where files are decoded: cpu, gpu, or auto (GPU actors: gpu)")
     p.add_argument("--stages", default="single", help="single, cpu_preprocess or ensemble")
     p.add_argument("--preprocess-cpus", type=number, default=1.0, help="CPUs per pre-processing task")
     p.add_argument("--preprocess-concurrency", type=int, default=2, help="pre-processing tasks at once")
@@ -60,8 +62,8 @@ def build_parser() -> OneLineParser:
     add_run_flags(run)
     compare = sub.add_parser("compare", help="naive, then actor, on the same data; prints the speedup")
     add_run_flags(compare)
-    compare.add_argument("--naive-batch-size", type=int, default=4)
-    compare.add_argument("--naive-concurrency", type=int, default=2)
+    compare.add_argument("--naive-batch-size", type=int, default=None)
+    compare.add_argument("--naive-concurrency", type=int, default=None)
     history = sub.add_parser("history", help="every recorded run, newest first")
     history.add_argument("--json", dest="json_path", default=None, help="write the list here")
     history.add_argument("--export", default=None, help="write every run in full (JSON) to this file")
@@ -80,4 +82,7 @@ def build_parser() -> OneLineParser:
     advise.add_argument("--image-size", type=int, default=224)
     advise.add_argument("--calls-per-actor", type=int, default=1, help="batches an actor works on at once")
     advise.add_argument("--json", dest="json_path", default=None, help="write the advice here")
+    from engine.cli.realtime import add_realtime_parser  # (here: it imports this module)
+
+    add_realtime_parser(sub)
     return parser

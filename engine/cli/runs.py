@@ -7,7 +7,9 @@ import sys
 
 from engine.cli.output import human, progress_line, write_json
 from engine.cli.parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from engine.core.config import ConfigError, RunConfig, pipeline_defaults
+from engine.core.config import ConfigError, RunConfig
+from engine.core.defaults import Machine, detect_machine, fill, pick_layout
+from engine.observe.cluster import ClusterError
 
 STOP_WAIT_S = 180.0  # after Ctrl-C, how long to wait for the run to end (it may still be connecting to Ray)
 
@@ -19,8 +21,8 @@ class Interrupted(Exception):
         self.summary = summary
 
 
-def config_from(args: argparse.Namespace, **overrides) -> RunConfig:
-    """The validated RunConfig the flags describe; a setting left out takes its pipeline's default."""
+def config_from(args: argparse.Namespace, machine: Machine, **overrides) -> RunConfig:
+    """The validated RunConfig the flags describe; every setting left out comes from the machine's layout."""
     values = {
         "model": args.model,
         "images": args.images,
@@ -37,32 +39,54 @@ def config_from(args: argparse.Namespace, **overrides) -> RunConfig:
         "preprocess_concurrency": args.preprocess_concurrency,
         "second_model": args.second_model,
         "on_bad_file": args.on_bad_file,
+        "decode": args.decode,
         "address": args.address,
         "weights_file": args.weights_file,
     }
     values.update(overrides)
-    defaults = pipeline_defaults(values.get("pipeline", "actor"))
-    if values["num_gpus"]:
-        defaults["batch_size"] = pipeline_defaults("actor", gpu=True)["batch_size"]
-    for key in ("batch_size", "concurrency"):
-        if values.get(key) is None:
-            values[key] = defaults[key]
+    device = "cpu" if values["num_gpus"] == 0 else args.device
+    layout = pick_layout(values.get("pipeline", "actor"), machine, device)
+    if values["num_gpus"] and values.get("concurrency") is None and machine.gpus:  # whole GPUs per actor: fill them
+        values["concurrency"] = max(1, int(machine.gpus / values["num_gpus"]))
+    values, layout = fill(values, layout)
+    if layout.applied:
+        values["defaults"] = layout.describe()
     return RunConfig(**values).validate()
+
+
+def configs_for(args: argparse.Namespace, machine: Machine) -> list[RunConfig]:
+    """`run`: one config; `compare`: naive then actor, on the same images (the naive default's, sized for a demo)."""
+    if args.command == "run":
+        return [config_from(args, machine, pipeline=args.pipeline, output=args.output)]
+    naive = config_from(
+        args, machine, pipeline="naive", batch_size=args.naive_batch_size, concurrency=args.naive_concurrency
+    )
+    return [naive, config_from(args, machine, pipeline="actor", images=naive.images)]
+
+
+def needs_machine(args: argparse.Namespace) -> bool:
+    """Whether any setting is left to the machine's defaults (then Ray is asked what the machine has)."""
+    names = ("images", "batch_size", "concurrency", "block_size_mb", "num_gpus", "precision")
+    return any(getattr(args, name, None) is None for name in names)
 
 
 def runs_command(args: argparse.Namespace, command: str) -> int:
     """`run` (one config) or `compare` (naive, then actor); prints each summary, writes JSON."""
     try:
-        if args.command == "run":
-            configs = [config_from(args, pipeline=args.pipeline, output=args.output)]
-        else:
-            naive = config_from(
-                args, pipeline="naive", batch_size=args.naive_batch_size, concurrency=args.naive_concurrency
-            )
-            configs = [naive, config_from(args, pipeline="actor")]
+        configs = configs_for(args, Machine())  # bad input is refused here, before Ray starts
+        if needs_machine(args):
+            address = connect_for_cli(args.address)
+            args.address = address
+            configs = configs_for(args, detect_machine())
+            if configs[-1].defaults:
+                print(f"{configs[-1].defaults} (flags override; --device cpu for the CPU)")
     except (ConfigError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ClusterError as exc:  # Ray could not be started or joined: nothing ran, and the summary says why
+        print(f"error: {exc}", file=sys.stderr)
+        write_json(args.json_path, {"status": "failed", "error": str(exc), "command": command})
+        return EXIT_FAILED
     summaries = []
     try:
         for config in configs:
@@ -80,6 +104,17 @@ def runs_command(args: argparse.Namespace, command: str) -> int:
     return EXIT_OK if all(s["status"] == "finished" for s in summaries) else EXIT_FAILED
 
 
+def connect_for_cli(address: str | None) -> str | None:
+    """Join `address`, else a Ray already running on this machine (the app's, `ray start --head`), else start one.
+
+    Returns the address joined (None for a Ray started here), for the runs to use.
+    """
+    from engine.execution import connection
+
+    connection.connect(address, join_running=address is None)
+    return connection.connected_address()
+
+
 def follow(config: RunConfig, quiet: bool) -> dict:
     """Start a run and draw its progress until it ends; Ctrl-C stops it and still returns its summary."""
     from engine.execution.runner import start
@@ -90,7 +125,7 @@ def follow(config: RunConfig, quiet: bool) -> dict:
             if not quiet:
                 points = run.timeseries()
                 last = points[-1] if points else {"rows": 0, "images_per_sec": 0.0}
-                progress_line(last["rows"], config.images, last["images_per_sec"], run.phase)
+                progress_line(last["rows"], run.total, last["images_per_sec"], run.phase)
         if not quiet:
             sys.stderr.write("\n")
     except KeyboardInterrupt:
@@ -98,8 +133,8 @@ def follow(config: RunConfig, quiet: bool) -> dict:
         run.stop()
         try:
             run.wait(STOP_WAIT_S)  # exiting while the run still talks to Ray could hang in Ray's own shutdown
-        except KeyboardInterrupt:
-            pass
+        except KeyboardInterrupt:  # a second Ctrl-C: quit now, and record the run as what it is
+            run.finish("stopped", "the command was quit before the run ended")
         raise Interrupted(run.summary or {"status": "stopped"}) from None
     return run.summary
 

@@ -19,6 +19,7 @@ STAGES = ("single", "cpu_preprocess", "ensemble")  # inference only; + a CPU dec
 BAD_FILE_POLICIES = ("skip", "fail")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BUILTIN_DATA = ("synthetic", "jpeg")
+DECODES = ("cpu", "gpu", "auto")  # where image files are decoded: see engine.core.decode.decodes_in_actors
 URI_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://", "http://", "https://", "local://")
 
 LIMITS = {
@@ -33,20 +34,6 @@ LIMITS = {
     "preprocess_cpus": (0.05, 16.0),
     "preprocess_concurrency": (1, 256),
 }
-GPU_ACTOR_CALLS = 3  # batches a GPU actor works on at once unless told: see RunConfig.actor_calls
-
-
-def pipeline_defaults(pipeline: str, gpu: bool = False) -> dict[str, Any]:
-    """Starting settings. Naive: the tutorial's batch 4 x 2 tasks. Actor: the best layout `bench.tune_actor` found.
-
-    On a GPU: 4 actors sharing it (0.25 each), batch 256, 64 MB blocks, three batches each at once
-    (`RunConfig.actor_calls`). On a CPU: 1 actor, batch 32, 16 MB.
-    """
-    if pipeline == "naive":
-        return {"batch_size": 4, "concurrency": 2, "num_gpus": 0.5 if gpu else 0.0, "block_size_mb": 16}
-    if gpu:
-        return {"batch_size": 256, "concurrency": 4, "num_gpus": 0.25, "block_size_mb": 64}
-    return {"batch_size": 32, "concurrency": 1, "num_gpus": 0.0, "block_size_mb": 16}
 
 
 class ConfigError(ValueError):
@@ -78,6 +65,8 @@ class RunConfig:
     second_model: str | None = None  # the ensemble's second classifier
     materialize: bool = False  # run every stage to the end before the next (to compare with streaming)
     on_bad_file: str = "skip"  # a corrupt or non-image file: skip it (counted and named) or fail the run
+    decode: str = "auto"  # image files: decoded in CPU read tasks, in the model's actors on their GPU, or auto
+    defaults: str | None = None  # the machine defaults the unset settings came from (engine.core.defaults)
 
     def validate(self) -> RunConfig:
         """Return self if every field is allowed; raise `ConfigError` otherwise."""
@@ -91,6 +80,7 @@ class RunConfig:
             _fail("stages", f"must be one of {', '.join(STAGES)}", self.stages)
         if self.on_bad_file not in BAD_FILE_POLICIES:
             _fail("on_bad_file", f"must be one of {', '.join(BAD_FILE_POLICIES)}", self.on_bad_file)
+        _check_decode(self)
         if self.stages == "ensemble":
             if self.pipeline != "actor":
                 _fail("stages", "ensemble needs the actor pipeline", self.pipeline)
@@ -121,6 +111,8 @@ class RunConfig:
     @property
     def actor_calls(self) -> int:
         """Concurrent batches per actor: on a GPU, three, so one batch's copy overlaps the others' compute."""
+        from engine.core.defaults import GPU_ACTOR_CALLS
+
         if self.calls_per_actor is not None:
             return self.calls_per_actor
         return GPU_ACTOR_CALLS if self.num_gpus > 0 else 1
@@ -138,6 +130,7 @@ class RunConfig:
         """Every field, as stored and shown: credentials in the address are masked."""
         values = dataclasses.asdict(self)
         values["address"] = self.address and redact(self.address)
+        values["data"] = redact(self.data)
         return values
 
     @classmethod
@@ -167,6 +160,16 @@ def _check_number(name: str, value: Any) -> None:
         _fail(name, f"must be a number from {low:g} to {high:g}", value)
     if not low <= value <= high:
         _fail(name, f"must be from {low:g} to {high:g}", value)
+
+
+def _check_decode(config: RunConfig) -> None:
+    """GPU decode happens in the model's actors, so it needs them, and it replaces the CPU pre-processing stage."""
+    if config.decode not in DECODES:
+        _fail("decode", f"must be one of {', '.join(DECODES)}", config.decode)
+    if config.decode == "gpu" and config.pipeline != "actor":
+        _fail("decode", "gpu needs the actor pipeline (the naive one decodes in its read tasks)", config.decode)
+    if config.decode == "gpu" and config.stages == "cpu_preprocess":
+        _fail("decode", "gpu leaves the cpu_preprocess stage nothing to do: use stages single or decode cpu", "gpu")
 
 
 def _check_data_path(data: str) -> None:

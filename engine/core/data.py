@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 
-from engine.core.config import RunConfig
+from engine.core.config import BUILTIN_DATA, RunConfig
+from engine.core.decode import CPU_DECODER, decodes_in_actors
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ _TILE = 64  # extra pixels in the noise tile that images are cut from
 def cache_dir() -> str:
     """Where the engine keeps files it generates (JPEGs, weights ceilings)."""
     root = os.environ.get("PLAYGROUND_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ray-batch-playground")
-    os.makedirs(root, exist_ok=True)
+    os.makedirs(root, mode=0o700, exist_ok=True)  # the run store and its files are their owner's alone
     return root
 
 
@@ -101,32 +104,110 @@ def synthetic_blocks(config: RunConfig) -> int:
     return math.ceil(config.images / per_block)
 
 
-def ensure_jpegs(count: int, size: int, progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Write (once) and return `count` JPEG files of synthetic images at `size`, on every core.
+PHOTO_SIDES = (300, 800)  # px: each side of a generated photo, drawn per file
+PHOTO_BYTES = (65_000, 125_000)  # the file size each photo aims at: ImageNet's photos average about 110 KB
+PHOTO_QUALITY = 90
+# Bits per pixel of a generated photo at PHOTO_QUALITY against the grain's strength: measured, so a
+# photo's grain can be chosen to land its file near its aimed size whatever its pixel count.
+_GRAIN = np.array([0, 2, 4, 8, 16, 24, 32, 48, 64], np.float32)
+_BITS_PER_PIXEL = np.array([0.99, 1.18, 1.56, 2.40, 3.63, 4.47, 5.05, 5.89, 6.50], np.float32)
 
-    Pillow encodes without the GIL, so a thread per core writes them in parallel.
+
+def jpeg_dir() -> str:
+    """The folder of the "JPEG files" option's photos: one set, whatever size the model takes."""
+    return os.path.join(cache_dir(), "jpeg", "photos")
+
+
+def ensure_jpegs(count: int, progress: Callable[[int, int], None] | None = None) -> list[str]:
+    """Write (once) and return `count` JPEG photos of mixed sizes, on every core.
+
+    Each side is 300-800 px and each file 50-150 KB, drawn per file index, so a decoder meets
+    the pixel counts and bytes of real photos. Pillow encodes without the GIL, so a thread per
+    core writes them in parallel; each file appears whole (written aside, then renamed).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    folder = os.path.join(cache_dir(), "jpeg", str(size))
+    folder = jpeg_dir()
     os.makedirs(folder, exist_ok=True)
     paths = [os.path.join(folder, f"img_{i:07d}.jpg") for i in range(count)]
     missing = [i for i, p in enumerate(paths) if not os.path.exists(p)]
-    _noise_tile(size)  # once, before the threads cut images from it
+    _photo_tiles()  # once, before the threads cut photos from them
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        written = pool.map(lambda i: _write_jpeg(paths[i], i, size), missing)
+        written = pool.map(lambda i: _write_jpeg(paths[i], i), missing)
         for done, _ in enumerate(written, 1):
             if progress and (done % 50 == 0 or done == len(missing)):
                 progress(done, len(missing))
     return paths
 
 
-def _write_jpeg(path: str, key: int, size: int) -> None:
+def _write_jpeg(path: str, key: int) -> None:
     from PIL import Image
 
-    tmp = f"{path}.{os.getpid()}.tmp"  # two processes writing one file never share a temporary
-    Image.fromarray(synthetic_image(key, size)).save(tmp, format="JPEG", quality=90)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # two writers of one file never share a temporary
+    Image.fromarray(photo(key)).save(tmp, format="JPEG", quality=PHOTO_QUALITY)
     os.replace(tmp, path)
+
+
+def photo(key: int) -> np.ndarray:
+    """The generated photo with this index: a window of colour waves plus grain, its size and grain drawn by `key`.
+
+    The grain sets how well the photo compresses: it is chosen from `_BITS_PER_PIXEL` so that the file
+    lands near a size drawn from PHOTO_BYTES, however many pixels the photo has.
+    """
+    rng = np.random.default_rng(key)
+    height, width = (int(v) for v in rng.integers(PHOTO_SIDES[0], PHOTO_SIDES[1] + 1, 2))
+    aim = rng.uniform(*PHOTO_BYTES)
+    grain = float(np.interp(aim * 8 / (height * width), _BITS_PER_PIXEL, _GRAIN))
+    waves, noise = _photo_tiles()
+    span = len(waves)
+    y, gy = (int(v) for v in rng.integers(0, span - height + 1, 2))
+    x, gx = (int(v) for v in rng.integers(0, span - width + 1, 2))
+    image = waves[y : y + height, x : x + width] + grain * noise[gy : gy + height, gx : gx + width]
+    image[..., key % 3] *= 0.6 + 0.4 * rng.random()  # a colour cast of its own
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+_photo: dict[str, np.ndarray] = {}
+
+
+def _photo_tiles() -> tuple[np.ndarray, np.ndarray]:
+    """Colour waves and unit grain, a little larger than the largest photo, that every photo is cut from."""
+    if not _photo:
+        rng = np.random.default_rng(0)
+        n = PHOTO_SIDES[1] + _TILE
+        y, x = np.mgrid[0:n, 0:n].astype(np.float32) / n * 2 * np.pi
+        channels = [
+            np.sin(x * rng.uniform(2, 9) + rng.uniform(0, 6)) * np.cos(y * rng.uniform(2, 9) + rng.uniform(0, 6))
+            for _ in range(3)
+        ]
+        _photo["waves"] = (np.stack(channels, axis=-1) + 1) * 100 + 20
+        _photo["noise"] = rng.normal(0, 1, (n, n, 3)).astype(np.float32)
+    return _photo["waves"], _photo["noise"]
+
+
+def count_inputs(config: RunConfig) -> int:
+    """How many images the run goes through: the requested number, or fewer when its folder or URI holds fewer files.
+
+    Counted by a listing (no file is read), the way Ray Data lists them: hidden ("." or "_") entries left out.
+    A source that cannot be listed (http) counts as the requested number.
+    """
+    if config.data in BUILTIN_DATA:
+        return config.images
+    import pyarrow.fs as pafs
+
+    try:
+        if "://" in config.data:
+            fs, root = pafs.FileSystem.from_uri(config.data)
+        else:
+            fs, root = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(config.data))
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    except Exception as exc:  # a scheme pyarrow cannot list, or no access: the run itself will say more
+        log.debug("could not list %s: %s", config.data, exc)
+        return config.images
+    files = sum(
+        1 for i in infos if i.type == pafs.FileType.File and not os.path.relpath(i.path, root).startswith((".", "_"))
+    )
+    return min(config.images, files)
 
 
 def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None = None, reporter=None, run_id=""):
@@ -134,8 +215,9 @@ def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None
 
     Files are read as bytes and decoded in a map, so a corrupt or non-image
     file is skipped and reported (or fails the run, naming it) instead of
-    failing deep inside a reader. With `stages="cpu_preprocess"` the decode and
-    resize is its own stage, with its own CPUs and concurrency; synthetic
+    failing deep inside a reader; where the model's actors decode them on
+    their GPU (`decodes_in_actors`), the bytes go to the actors as they are.
+    With `stages="cpu_preprocess"` the decode and resize is its own stage, with its own CPUs and concurrency; synthetic
     images are then generated at twice the size so that stage has real work.
     """
     import ray
@@ -155,10 +237,12 @@ def build_dataset(config: RunConfig, progress: Callable[[int, int], None] | None
             ds = ds.map_batches(resize_images, fn_kwargs={"size": config.image_size}, batch_size=None, **stage_args)
         return ds
     if config.data == "jpeg":
-        source = ensure_jpegs(config.images, config.image_size, progress)
+        source = ensure_jpegs(config.images, progress)
     else:
         source = os.path.abspath(os.path.expanduser(config.data))
     ds = ray.data.read_binary_files(source, include_paths=True, ignore_missing_paths=False).limit(config.images)
+    if decodes_in_actors(config):
+        return ds  # the model's actors decode the bytes on their device (engine.core.decode)
     return ds.map_batches(
         decode_images,
         fn_kwargs={
@@ -187,6 +271,7 @@ def decode_images(batch: dict[str, np.ndarray], size: int, skip_bad: bool, repor
     from PIL import Image
 
     keys, images, bad = [], [], []
+    started = time.perf_counter()
     for path, data in zip(batch["path"], batch["bytes"], strict=True):
         try:
             with Image.open(io.BytesIO(data)) as img:
@@ -197,10 +282,13 @@ def decode_images(batch: dict[str, np.ndarray], size: int, skip_bad: bool, repor
             if not skip_bad:
                 raise ValueError(f"not a readable image: {path} ({type(exc).__name__})") from None
             bad.append(str(path))
-    if bad and reporter is not None:
+    if reporter is not None:
         from engine.execution.reporter import ReportClient
 
-        ReportClient(reporter, run_id).send("files_skipped", bad)
+        client = ReportClient(reporter, run_id)
+        client.send("images_decoded", CPU_DECODER, 0, len(images), time.perf_counter() - started, None)
+        if bad:
+            client.send("files_skipped", bad)
     empty = np.zeros((0, size, size, 3), dtype=np.uint8)
     return {"key": np.array(keys, dtype=object), "image": np.stack(images) if images else empty}
 
@@ -216,6 +304,6 @@ def load_image(config: RunConfig, key: str) -> np.ndarray:
         return resize_images({"key": [key], "image": [large]}, config.image_size)["image"][0]
     path = key
     if config.data == "jpeg":
-        path = os.path.join(cache_dir(), "jpeg", str(config.image_size), os.path.basename(key))
+        path = os.path.join(jpeg_dir(), os.path.basename(key))
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB").resize((config.image_size, config.image_size)))

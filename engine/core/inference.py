@@ -134,6 +134,10 @@ class Predictor:
     Several calls may run at once on threads (`engine.core.pipeline.actor_pool`); each
     thread has its own CUDA stream, so one call's copy can overlap another's compute.
 
+    With `decode_size` the actor takes files' bytes (`path`, `bytes`) instead of images and
+    decodes them on its device (`engine.core.decode`), on the calling thread's stream: one
+    call's decode overlaps another's forward pass.
+
     In a two-model ensemble the first stage runs with `emit_logits`: it passes
     the images on with its logits, and the second stage averages its own logits
     with them before labelling. Only the labelling stage counts rows.
@@ -147,10 +151,13 @@ class Predictor:
         reporter=None,
         run_id: str = "",
         emit_logits: bool = False,
+        decode_size: int | None = None,
+        skip_bad: bool = True,
     ) -> None:
         import torch
 
         self.emit_logits = emit_logits
+        self.skip_bad = skip_bad
         self.client = ReportClient(reporter, run_id) if reporter is not None else None
         start = now()
         self._report("worker_started", start)
@@ -172,6 +179,11 @@ class Predictor:
         else:
             self.mean, self.std = _normalisers(self.device)
         self.model = model
+        self.decoder = None
+        if decode_size is not None:
+            from engine.core.decode import BatchDecoder
+
+            self.decoder = BatchDecoder.for_device(self.device, decode_size)
         self._report("model_loaded", start, now())
 
     def _report(self, method: str, *args) -> None:
@@ -181,9 +193,13 @@ class Predictor:
 
     def logits(self, nhwc_uint8):
         """The forward pass on uint8 images already on the device: normalise there, then the model."""
+        return self.forward(nhwc_uint8.permute(0, 3, 1, 2))
+
+    def forward(self, nchw):
+        """The forward pass on NCHW images of 0-255 (uint8, or float from the decoder's resize) on the device."""
         import torch
 
-        x = (nhwc_uint8.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        x = (nchw.float() - self.mean) / self.std
         if self.device.type == "cuda":
             return self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
         with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32):
@@ -203,13 +219,66 @@ class Predictor:
         import torch
 
         start = now()
+        decoded = None
         with torch.inference_mode(), self.stream():
-            images = torch.from_numpy(np.ascontiguousarray(batch["image"]))
-            logits = self.logits(images.to(self.device, non_blocking=True)).float()
+            if self.decoder is None:
+                keys = batch["key"]
+                x = torch.from_numpy(np.ascontiguousarray(batch["image"])).to(self.device, non_blocking=True)
+                x = x.permute(0, 3, 1, 2)
+            else:
+                marks = [_mark(self.device)]
+                decoded = self._decode(batch)
+                marks.append(_mark(self.device))
+                keys, x = np.array(decoded.keys, dtype=object), decoded.images
+            logits = self.forward(x).float() if len(keys) else torch.zeros(0, 1000, device=self.device)
             if self.emit_logits:
-                return {"key": batch["key"], "image": batch["image"], "logits": logits.cpu().numpy()}
-            if "logits" in batch:
-                logits = (logits + torch.from_numpy(batch["logits"]).to(self.device)) / 2
-            result = _labels(torch.softmax(logits, dim=1), self.names, batch["key"])
-        self._report("batch_done", len(batch["key"]), start, now())
+                images = batch["image"] if decoded is None else _nhwc_uint8(x)
+                result = {"key": keys, "image": images, "logits": logits.cpu().numpy()}
+            else:
+                if "logits" in batch:
+                    logits = (logits + torch.from_numpy(batch["logits"]).to(self.device)) / 2
+                result = _labels(torch.softmax(logits, dim=1), self.names, keys)
+        if decoded is not None and self.client is not None:  # results are on the host: the stream passed both marks
+            seconds = _seconds(self.device, *marks)
+            self.client.send(
+                "images_decoded", self.decoder.name, decoded.on_gpu, decoded.on_cpu, seconds, now() - start
+            )
+        if not self.emit_logits:
+            self._report("batch_done", len(keys), start, now())
         return result
+
+    def _decode(self, batch: dict[str, np.ndarray]):
+        """The batch's files decoded on the device; a file nothing can read fails the run or is reported skipped."""
+        decoded = self.decoder(batch["path"], batch["bytes"])
+        if decoded.bad and not self.skip_bad:
+            path, why = decoded.bad[0]
+            raise ValueError(f"not a readable image: {path} ({why})")
+        if decoded.bad and self.client is not None:
+            self.client.send("files_skipped", [path for path, _ in decoded.bad])
+        return decoded
+
+
+def _mark(device):
+    """A point on the calling thread's stream: a CUDA event on a GPU (recorded, not waited for), the clock on a CPU."""
+    import torch
+
+    if device.type != "cuda":
+        return time.perf_counter()
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
+
+
+def _seconds(device, began, ended) -> float:
+    """Seconds between two marks; on a GPU, the stream's own time between its two events."""
+    if device.type != "cuda":
+        return ended - began
+    ended.synchronize()
+    return began.elapsed_time(ended) / 1000
+
+
+def _nhwc_uint8(nchw_float):
+    """The decoder's float batch as the uint8 images a second model stage takes, on the host."""
+    import torch
+
+    return nchw_float.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

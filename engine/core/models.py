@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16")
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -27,7 +25,23 @@ class ModelInfo:
     checkpoint_file: str
 
 
-def _describe(name: str) -> ModelInfo:
+# torchvision's DEFAULT weights' metadata (a test checks it against torchvision): kept here so that
+# drawing the controls never waits for torch to import.
+MODELS: dict[str, ModelInfo] = {
+    info.name: info
+    for info in (
+        ModelInfo("resnet18", 11.7, 44.7, 1.814, "resnet18-f37072fd.pth"),
+        ModelInfo("resnet50", 25.6, 97.8, 4.089, "resnet50-11ad3fa6.pth"),
+        ModelInfo("mobilenet_v3_large", 5.5, 21.1, 0.217, "mobilenet_v3_large-5c1a4163.pth"),
+        ModelInfo("efficientnet_b0", 5.3, 20.5, 0.386, "efficientnet_b0_rwightman-7f5810bc.pth"),
+        ModelInfo("vit_b_16", 86.6, 330.3, 17.564, "vit_b_16-c867db91.pth"),
+    )
+}
+MODEL_NAMES = tuple(MODELS)
+
+
+def describe(name: str) -> ModelInfo:
+    """A model's metadata read from torchvision itself (what MODELS holds)."""
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(name).DEFAULT
@@ -41,33 +55,17 @@ def _describe(name: str) -> ModelInfo:
     )
 
 
-class _Registry(dict):
-    """Name -> ModelInfo, filled on first use so importing the engine stays cheap."""
-
-    def __missing__(self, name: str) -> ModelInfo:
-        if name not in MODEL_NAMES:
-            raise KeyError(name)
-        self[name] = info = _describe(name)
-        return info
-
-    def __contains__(self, name: object) -> bool:
-        return name in MODEL_NAMES
-
-    def __iter__(self):
-        return iter(MODEL_NAMES)
-
-    def __len__(self) -> int:
-        return len(MODEL_NAMES)
-
-
-MODELS: dict[str, ModelInfo] = _Registry()
+def hub_dir() -> str:
+    """torch.hub's folder, found as torch finds it ($TORCH_HOME/hub, else the XDG cache), without importing torch."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
+    )
+    return os.path.join(os.path.expanduser(home), "hub")
 
 
 def cached_checkpoint(name: str) -> str | None:
     """Path of torchvision's pretrained checkpoint in the local torch cache, if there."""
-    import torch
-
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", MODELS[name].checkpoint_file)
+    path = os.path.join(hub_dir(), "checkpoints", MODELS[name].checkpoint_file)
     return path if os.path.isfile(path) else None
 
 

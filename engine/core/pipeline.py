@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from engine.core.config import RunConfig
 from engine.core.data import build_dataset
+from engine.core.decode import decodes_in_actors
 from engine.core.inference import Predictor, naive_predict
 
 MIN_CPU_SHARE = 0.1  # the smallest CPU slice one CPU-only actor gets
@@ -71,14 +72,20 @@ def build(config: RunConfig, reporter, run_id: str, progress=None):
             num_gpus=config.num_gpus,
             batch_format="numpy",
         )
+    decode = decodes_in_actors(config)  # then the first model stage takes the files' bytes
     if config.stages == "ensemble":
-        ds = _model_stage(ds, config, config.model, reporter, run_id, emit_logits=True)
+        ds = _model_stage(ds, config, config.model, reporter, run_id, emit_logits=True, decode=decode)
         return _model_stage(ds, config, config.second_model, reporter, run_id)
-    return _model_stage(ds, config, config.model, reporter, run_id)
+    return _model_stage(ds, config, config.model, reporter, run_id, decode=decode)
 
 
-def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_logits: bool = False):
-    """One actor pool holding `model`, with the run's batch size, concurrency and GPUs per actor."""
+def _model_stage(
+    ds, config: RunConfig, model: str, reporter, run_id: str, emit_logits: bool = False, decode: bool = False
+):
+    """One actor pool holding `model`, with the run's batch size, concurrency and GPUs per actor.
+
+    With `decode` its actors decode the files themselves (`Predictor`'s `decode_size`).
+    """
     return ds.map_batches(
         Predictor,
         num_cpus=None if config.num_gpus else cpu_actor_share(config.concurrency * config.model_stages),
@@ -89,6 +96,8 @@ def _model_stage(ds, config: RunConfig, model: str, reporter, run_id: str, emit_
             "reporter": reporter,
             "run_id": run_id,
             "emit_logits": emit_logits,
+            "decode_size": config.image_size if decode else None,
+            "skip_bad": config.on_bad_file == "skip",
         },
         batch_size=config.batch_size,
         compute=actor_pool(config),
@@ -102,7 +111,7 @@ def actor_pool(config: RunConfig):
 
     Ray Data runs an actor's UDF on one thread unless `enable_true_multi_threading`
     is set, even with several concurrent calls: only the batching overlaps. With it,
-    one actor can copy the next batch to the GPU while the previous one computes.
+    one actor can copy (or decode) the next batch on the GPU while the previous one computes.
     """
     from ray.data import ActorPoolStrategy
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from engine.core.errors import redact
+from engine.execution import reaper
 from engine.observe.cluster import ClusterError
 from engine.ray_compat import env
 
@@ -32,9 +34,11 @@ _idle = threading.Condition()
 # always started from this one thread, which lives as long as the process.
 _owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
 _torch_ready_workers = threading.Event()  # set by connect(warm=True), for good
+_reaping = threading.Event()  # set once a reaper watches this process (engine.execution.reaper)
+PROBE_TIMEOUT_S = 3.0  # a cluster address whose GCS port does not accept a connection this soon is refused
 
 
-def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False) -> str:
+def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False, join_running: bool = False) -> str:
     """Start or join Ray once and reuse it; return a label for where we are.
 
     With no address (and no RAY_ADDRESS), an embedded local Ray is started. A different address from
@@ -47,7 +51,7 @@ def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False)
     """
     if warm:
         _torch_ready_workers.set()
-    return _owner.submit(_connect, address, wait_s).result()
+    return _owner.submit(_connect, address, wait_s, None, join_running).result()
 
 
 @contextmanager
@@ -98,10 +102,10 @@ def _wait_until_unused(wanted: str | None, wait_s: float) -> None:
             )
 
 
-def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) -> str:
+def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None, join_running: bool = False) -> str:
     import ray
 
-    wanted = address or os.environ.get("RAY_ADDRESS") or None
+    wanted = wanted_address(address)
     with _lock:
         if _is_current(wanted):
             if user:
@@ -109,8 +113,11 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) 
             return label(_connected.get("address"))
         if ray.is_initialized():
             _wait_until_unused(wanted, wait_s)
+        if wanted:
+            _check_reachable(wanted)
+        if ray.is_initialized():
             ray.shutdown()
-        _init(wanted)
+        wanted = _init(wanted, join_running and wanted is None)
         _connected["address"] = wanted
         from engine.execution.reporter import forget_reporter
 
@@ -120,10 +127,38 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None) 
         return label(wanted)
 
 
-def _init(wanted: str | None) -> None:
-    """`ray.init` for a cluster's address, or a local Ray when none is wanted."""
+def wanted_address(address: str | None) -> str | None:
+    """The address a connect means: the one given, else RAY_ADDRESS; None (or Ray's "local") is a local Ray."""
+    wanted = address or os.environ.get("RAY_ADDRESS") or None
+    return None if wanted == "local" else wanted
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address where no gRPC server answers (Ray's GCS is one) before anything about the current Ray
+    changes: `ray.init` would wait for minutes on a host that is down or on a port that is not Ray's."""
+    import grpc
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("@", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+        with grpc.insecure_channel(f"{host}:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=PROBE_TIMEOUT_S)
+    except ValueError:
+        raise ClusterError(redact(f"could not join Ray at {address}: not HOST:PORT")) from None
+    except OSError as exc:
+        raise ClusterError(redact(f"could not join Ray at {address}: nothing answers there ({exc})")) from None
+    except grpc.FutureTimeoutError:
+        raise ClusterError(redact(f"could not join Ray at {address}: it does not answer as Ray does")) from None
+
+
+def _init(wanted: str | None, join_running: bool = False) -> str | None:
+    """`ray.init` for a cluster's address, or a local Ray when none is wanted; returns the address joined."""
     import ray
 
+    env.quiet_expected_notices()
     # Local workers are forked from our raylet: let them import `engine`.
     paths = [PROJECT_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -131,18 +166,32 @@ def _init(wanted: str | None) -> None:
     if _torch_ready_workers.is_set():
         kwargs["runtime_env"]["worker_process_setup_hook"] = SETUP_HOOK
     try:
+        if join_running:
+            try:
+                ray.init(address="auto", **{**kwargs, "runtime_env": _joined_env(kwargs)})
+                return ray.get_runtime_context().gcs_address
+            except ConnectionError:  # no Ray runs on this machine: start one
+                pass
         if wanted:
-            kwargs["runtime_env"]["py_modules"] = [os.path.join(PROJECT_ROOT, "engine")]
-            ray.init(address=wanted, **kwargs)
+            ray.init(address=wanted, **{**kwargs, "runtime_env": _joined_env(kwargs)})
         else:
             store = os.environ.get("PLAYGROUND_OBJECT_STORE_MB")
             if store:
                 kwargs["object_store_memory"] = int(store) * 2**20
             os.environ.update(env.local_ray_settings())
             ray.init(address="local", **kwargs)
+            if not _reaping.is_set():  # its processes end with this one, however this one ends
+                _reaping.set()
+                reaper.start(os.getpid())
     except Exception as exc:
         where = "join Ray at " + wanted if wanted else "start local Ray"
-        raise ClusterError(redact(f"could not {where}: {exc}")) from exc
+        raise ClusterError(redact(f"could not {where}: {exc}".splitlines()[0])) from exc
+    return wanted
+
+
+def _joined_env(kwargs: dict) -> dict:
+    """A joined cluster's workers get `engine` with the job (its nodes need only Ray, torch and torchvision)."""
+    return {**kwargs["runtime_env"], "py_modules": [os.path.join(PROJECT_ROOT, "engine")]}
 
 
 def _is_current(wanted: str | None) -> bool:

@@ -35,6 +35,11 @@ class Reporter:
         self.stop = False
         self.nodes: dict[str, dict] = {}
         self.skipped: list[str] = []
+        self.decoders: list[str] = []  # each decoder that ran, in the order they reported
+        self.decoded = {"gpu": 0, "cpu": 0}
+        self.decode_seconds = 0.0  # wherever decoding ran: read tasks or actors
+        self.actor_decode_seconds = 0.0  # decoding inside the model's actors...
+        self.actor_call_seconds = 0.0  # ...and the whole calls it was part of: their ratio is the decode share
 
     def _node(self, worker: str) -> dict:
         node = worker.split(":", 1)[0]
@@ -66,6 +71,24 @@ class Reporter:
             self.skipped += paths
         return self.stop
 
+    def images_decoded(
+        self, run_id: str, decoder: str, on_gpu: int, on_cpu: int, seconds: float, call_seconds: float | None
+    ) -> bool:
+        """A batch of files decoded: by which decoder, where, and how long it took.
+
+        `call_seconds` is the whole actor call the decoding was part of; None where a read task decoded.
+        """
+        if run_id == self.run_id:
+            if decoder not in self.decoders:
+                self.decoders.append(decoder)
+            self.decoded["gpu"] += on_gpu
+            self.decoded["cpu"] += on_cpu
+            self.decode_seconds += seconds
+            if call_seconds is not None:
+                self.actor_decode_seconds += seconds
+                self.actor_call_seconds += call_seconds
+        return self.stop
+
     def request_stop(self, run_id: str) -> None:
         if run_id == self.run_id:
             self.stop = True
@@ -83,6 +106,12 @@ class Reporter:
             "nodes": {node: dict(figures) for node, figures in self.nodes.items()},
             "skipped_files": len(self.skipped),
             "skipped_names": self.skipped[:SKIPPED_NAMES] if with_loads else None,
+            "decoders": list(self.decoders),
+            "decoded_on_gpu": self.decoded["gpu"],
+            "decoded_on_cpu": self.decoded["cpu"],
+            "decode_seconds": self.decode_seconds,
+            "actor_decode_seconds": self.actor_decode_seconds,
+            "actor_call_seconds": self.actor_call_seconds,
         }
 
 

@@ -26,10 +26,11 @@ class RunStopped(Exception):
     """The user stopped the run."""
 
 
-class Run:
-    """One batch-inference job: its status, live metrics and final summary."""
+class RunState:
+    """What every run the queue executes shares: its id, config, status and phase, who and what started it,
+    Stop, its end, and its writes to the store (set up by the runner as `persist`)."""
 
-    def __init__(self, config: RunConfig, origin: str = "api", owner: str | None = None) -> None:
+    def __init__(self, config, origin: str = "api", owner: str | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.config = config
         self.origin = origin  # what started it: a page ("playground", "compare", ...), "cli" or "api"
@@ -37,25 +38,15 @@ class Run:
         self.status = "queued"
         self.phase = "waiting for the previous run"
         self.error: str | None = None
+        self.error_detail: str | None = None  # a failure's traceback, for the run's record and the debug log
         self.submitted_at = time.time()
         self.launched_at = self.submitted_at  # reset when the run leaves the queue
         self.summary: dict[str, Any] | None = None
-        self.predictions: list[dict] = []
-        self.sampler = None  # the MetricsSampler, once the run is connected
-        self.dataset = None  # the Ray Dataset once planned: its stats and plan go in the summary
-        self.materialized = None  # with config.materialize: the executed copy of `dataset`, holding its stats
-        self.marks: dict[str, float] = {}
-        self.lost = LostCluster()
-        self.node_watch: threading.Thread | None = None  # asks Ray for its nodes while the run goes
         self.persist = lambda: None  # set by the runner: writes the run to the store
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._unwatch = threading.Event()  # set when the run ends: stop checking that the cluster is there
         self._persisted_at = 0.0
-
-    # --- what callers read -------------------------------------------------
-    def timeseries(self) -> list[dict]:
-        return list(self.sampler.points) if self.sampler else []
+        self._persist_lock = threading.Lock()  # the sampler's periodic write never lands after the final one
 
     @property
     def done(self) -> bool:
@@ -69,6 +60,45 @@ class Run:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends; True if it did within `timeout`."""
         return self._done.wait(timeout)
+
+    def raise_if_stopped(self) -> None:
+        """End the run here if Stop was pressed."""
+        if self._stop.is_set():
+            raise RunStopped()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        with self._persist_lock:
+            self.status, self.error = status, error
+            self.phase = status
+            self.persist()
+        self._done.set()
+
+    def persist_every(self, seconds: float) -> None:
+        """Called after each metrics sample: write the run out every few seconds while it goes (never once it ended:
+        a sample still in flight as the run ends would otherwise record it as running after its final status)."""
+        with self._persist_lock:
+            if not self.done and time.time() - self._persisted_at >= seconds:
+                self._persisted_at = time.time()
+                self.persist()
+
+
+class Run(RunState):
+    """One batch-inference job: its status, live metrics and final summary."""
+
+    def __init__(self, config: RunConfig, origin: str = "api", owner: str | None = None) -> None:
+        super().__init__(config, origin, owner)
+        self.total = config.images  # the images it goes through: fewer when its folder holds fewer (steps counts them)
+        self.predictions: list[dict] = []
+        self.sampler = None  # the MetricsSampler, once the run is connected
+        self.dataset = None  # the Ray Dataset once planned: its stats and plan go in the summary
+        self.materialized = None  # with config.materialize: the executed copy of `dataset`, holding its stats
+        self.marks: dict[str, float] = {}
+        self.lost = LostCluster()
+        self.node_watch: threading.Thread | None = None  # asks Ray for its nodes while the run goes
+        self._unwatch = threading.Event()  # set when the run ends: stop checking that the cluster is there
+
+    def timeseries(self) -> list[dict]:
+        return list(self.sampler.points) if self.sampler else []
 
     def stop(self) -> None:
         """Ask the run to end; its actors and GPU memory are freed within seconds."""
@@ -96,24 +126,10 @@ class Run:
 
         execute(self)
 
-    def raise_if_stopped(self) -> None:
-        """End the run here if Stop was pressed."""
-        if self._stop.is_set():
-            raise RunStopped()
-
     def lose_cluster(self, reason: str, gone: bool) -> None:
         """Called by the cluster watch: the run cannot go on."""
         self.lost.lose(reason, gone, self._done)
 
     def finish(self, status: str, error: str | None = None) -> None:
         self._unwatch.set()
-        self.status, self.error = status, error
-        self.phase = status
-        self.persist()
-        self._done.set()
-
-    def persist_every(self, seconds: float) -> None:
-        """Called after each metrics sample: write the run out every few seconds while it goes."""
-        if time.time() - self._persisted_at >= seconds:
-            self._persisted_at = time.time()
-            self.persist()
+        super().finish(status, error)

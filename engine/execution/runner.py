@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 import queue
-import sqlite3
 import threading
 import time
 
@@ -17,7 +16,7 @@ from engine.core.config import RunConfig
 from engine.execution.connection import held
 from engine.execution.run import Run
 from engine.execution.warm import keep_warm, wait_until_imported
-from engine.store import RunStore
+from engine.store import RunStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,10 @@ class Runner:
     """Runs queued runs one after another on a single background thread."""
 
     def __init__(self, store: RunStore | None = None) -> None:
-        self.store = store or _open_store()
+        self.store_error: str | None = None  # why runs are not being recorded, when the store cannot be opened
+        if store is None:
+            store, self.store_error = _open_store()
+        self.store = store
         lost = self.store.mark_interrupted()
         if lost:
             log.warning("%d run(s) from an earlier process marked interrupted", lost)
@@ -137,13 +139,15 @@ class Runner:
             self._warmed.set()
 
 
-def _open_store() -> RunStore:
-    """The run store; where it cannot be opened (a full or read-only disk), one in memory: runs go on, unrecorded."""
+def _open_store() -> tuple[RunStore, str | None]:
+    """The run store, or where it cannot be opened (a full or read-only disk) one in memory and why: runs go on,
+    and the pages and the CLI say that they are not being recorded."""
     try:
-        return RunStore()
-    except (sqlite3.Error, OSError) as exc:
-        log.warning("runs are not being recorded: the run store cannot be opened: %s", exc)
-        return RunStore(":memory:")
+        return RunStore(), None
+    except StoreError as exc:
+        why = f"runs are not being recorded: {exc}"
+        log.warning(why)
+        return RunStore(":memory:"), why
 
 
 _runner: Runner | None = None

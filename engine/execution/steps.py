@@ -53,8 +53,10 @@ def execute(run: Run) -> None:
             if run.stopping:
                 _wrap_up(run, reporter, "stopped", None)
             else:
-                # the traceback as text: a log record holding the live exception would keep the pool's actors
-                log.warning("run %s failed\n%s", run.id, redact(traceback.format_exc()))
+                # the traceback as text: a log record holding the live exception would keep the pool's actors.
+                # It goes to the run's record and the debug log; what a person reads is one line.
+                run.error_detail = redact(traceback.format_exc())
+                log.debug("run %s failed\n%s", run.id, run.error_detail)
                 _wrap_up(run, reporter, "failed", run.lost.reason or one_line(exc, run.config))
 
 
@@ -79,8 +81,11 @@ def _prepare(run: Run, label: str):
 
 def _consume(run: Run, reporter) -> None:
     """Plan the pipeline, then read its predictions as they stream in (or write them as Parquet)."""
+    from engine.core.data import count_inputs
     from engine.core.pipeline import build
 
+    run.phase = "listing the images"
+    run.total = count_inputs(run.config)
     run.phase = "planning the pipeline"
 
     def jpeg_progress(done: int, total: int) -> None:

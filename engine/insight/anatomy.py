@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from engine import ray_compat
 from engine.core.config import RunConfig
 from engine.core.data import rows_per_block
+from engine.core.decode import decodes_in_actors, nvimgcodec_installed
 
 if TYPE_CHECKING:
     from engine.execution.run import Run
@@ -107,6 +108,36 @@ def explain(config: RunConfig) -> PlanView:
         operators=ray_compat.executed_operators(optimized_physical),
         fusions=ray_compat.fusion_trace(dataset) or [],
     )
+
+
+def decode_placement(config: RunConfig) -> str:
+    """Where image files are decoded with these settings, in a sentence (for synthetic images: where files would be)."""
+    synthetic = config.data == "synthetic"
+    lead = "JPEG files are decoded"
+    if synthetic:
+        lead = "Synthetic images need no decoding; with these settings, JPEG files would be decoded"
+    if decodes_in_actors(config.replace(data="jpeg") if synthetic else config):
+        return (
+            f"{lead} on the GPU inside the model's actors ({gpu_decoder_name()}), a batch at a time on each "
+            "call's CUDA stream, so one batch decodes while another runs through the model; other formats and "
+            "JPEGs the GPU cannot read go to PIL on the CPU, file by file."
+        )
+    where = "the pre-processing stage's tasks" if config.stages == "cpu_preprocess" else "the read tasks"
+    return f"{lead} on the CPU in {where} (PIL, like every other format), and reach the model as images at its size."
+
+
+def gpu_decoder_name() -> str:
+    """The GPU decoder the actors would pick, as far as this machine can tell (engine.core.decode.pick)."""
+    from engine.observe import nvml
+
+    if not nvimgcodec_installed():
+        return "torchvision's nvJPEG: nvImageCodec is not installed"
+    gpus = nvml.read_gpus()
+    if not gpus:
+        return "nvImageCodec on GPUs with JPEG engines, else torchvision's nvJPEG"
+    if any(g.jpeg_util_pct is not None for g in gpus):
+        return "nvImageCodec, on the GPU's hardware JPEG engines"
+    return "torchvision's nvJPEG: this GPU has no JPEG engines"
 
 
 def block_layout(config: RunConfig) -> BlockLayout:

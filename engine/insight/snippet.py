@@ -49,6 +49,29 @@ def decode(batch):
 ds = ray.data.read_binary_files({source!r}, include_paths=True).limit({images})
 ds = ds.map_batches(decode, batch_size=None{stage_args})"""
 
+_BYTES = """\
+# Files are read as bytes: each actor decodes them on its own device (JPEG on the GPU) and resizes them there.
+ds = ray.data.read_binary_files({source!r}, include_paths=True).limit({images})
+
+
+def decode_on_device(batch, device, size):
+    # JPEG on the device (torchvision's nvJPEG on a GPU), other formats on the CPU; a bad file is skipped.
+    keys, images = [], []
+    for path, data in zip(batch["path"], batch["bytes"]):
+        raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        try:
+            if data[:3] == b"\\xff\\xd8\\xff" and device.type == "cuda":
+                image = decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)
+            else:
+                image = decode_image(raw, mode=ImageReadMode.RGB).to(device)
+        except Exception:
+            print("skipped", path)
+            continue
+        images.append(F.interpolate(image[None].float(), size=(size, size), mode="bilinear"))
+        keys.append(path)
+    empty = torch.zeros(0, 3, size, size, device=device)
+    return np.array(keys, dtype=object), torch.cat(images) if images else empty"""
+
 _NAIVE = """\
 def predict(batch):
     # The naive way: build the model for every batch, classify one image at a time.
@@ -97,9 +120,13 @@ class Predictor:
                 self.local.stream = torch.cuda.Stream(self.device)
             stream = torch.cuda.stream(self.local.stream)
         with torch.inference_mode(), stream:
-            # uint8 goes to the device; normalising happens there.
-            x = torch.from_numpy(batch["image"]).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-            x = (x.float() - self.mean) / self.std
+            if "bytes" in batch:  # image files: decoded on this actor's device
+                keys, x = decode_on_device(batch, self.device, {size})
+            else:  # uint8 goes to the device; normalising happens there.
+                keys = batch["key"]
+                x = torch.from_numpy(batch["image"]).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+            images = x
+            x = (x - self.mean) / self.std
             if self.device.type == "cuda":
                 logits = self.model(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
             else:
@@ -107,11 +134,12 @@ class Predictor:
                     logits = self.model(x)
             logits = logits.float()
             if self.emit_logits:
-                return {{"key": batch["key"], "image": batch["image"], "logits": logits.cpu().numpy()}}
+                uint8 = images.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                return {{"key": keys, "image": uint8, "logits": logits.cpu().numpy()}}
             if "logits" in batch:  # the second model of an ensemble: average the two
                 logits = (logits + torch.from_numpy(batch["logits"]).to(self.device)) / 2
             confidence, label = torch.softmax(logits, dim=1).max(dim=1)
-        return {{"key": batch["key"], "label_index": label.cpu().numpy(), "confidence": confidence.cpu().numpy()}}
+        return {{"key": keys, "label_index": label.cpu().numpy(), "confidence": confidence.cpu().numpy()}}
 """
 
 _ACTOR_STAGE = """
@@ -143,9 +171,11 @@ def code_for(config: RunConfig) -> str:
         "import numpy as np",
         "import ray",
         "import torch",
+        "import torch.nn.functional as F",
         "from PIL import Image",
         "from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy",
         "from torchvision import models",
+        "from torchvision.io import ImageReadMode, decode_image, decode_jpeg",
         "",
         "MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)",
         "ctx = DataContext.get_current()",
@@ -172,7 +202,8 @@ def code_for(config: RunConfig) -> str:
 
 
 def _data_stages(config: RunConfig) -> str:
-    from engine.core.data import cache_dir, rows_per_block, synthetic_blocks
+    from engine.core.data import jpeg_dir, rows_per_block, synthetic_blocks
+    from engine.core.decode import decodes_in_actors
 
     separate = config.stages == "cpu_preprocess"
     stage_args = (
@@ -181,7 +212,9 @@ def _data_stages(config: RunConfig) -> str:
         else ""
     )
     if config.data != "synthetic":
-        source = f"{cache_dir()}/jpeg/{config.image_size}" if config.data == "jpeg" else config.data
+        source = jpeg_dir() if config.data == "jpeg" else config.data
+        if decodes_in_actors(config):
+            return _BYTES.format(source=source, images=config.images)
         return _FILES.format(source=source, size=config.image_size, images=config.images, stage_args=stage_args)
     per_block = rows_per_block(config)
     blocks = synthetic_blocks(config)
@@ -197,7 +230,7 @@ def _model_stages(config: RunConfig) -> str:
     if config.pipeline == "naive":
         return _NAIVE.format(model=config.model, **settings)
     dtype = {"fp32": "torch.float32", "bf16": "torch.bfloat16", "fp16": "torch.float16"}[config.precision]
-    code = _ACTOR.format(dtype=dtype)
+    code = _ACTOR.format(dtype=dtype, size=config.image_size)
     calls = config.actor_calls
     settings["compute"] = (
         f"ActorPoolStrategy(\n        size={config.concurrency}, max_concurrent_calls_per_actor={calls}, "

@@ -88,12 +88,14 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "id": run.id,
         "status": status,
         "error": error,
+        "error_detail": getattr(run, "error_detail", None),
         "started_at": launched,
         "pipeline": config.pipeline,
         "model": config.model,
         "weights": weights,
         "data": config.data,
-        "images": config.images,
+        "images": getattr(run, "total", config.images),  # what it went through
+        "requested": config.images,
         "rows": rows,
         "seconds": round(seconds, 3),
         "images_per_sec": rows / seconds if seconds > 0 else 0.0,
@@ -106,6 +108,7 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "workers": workers.get("workers", 0),
         "skipped_files": workers.get("skipped_files", 0),
         "skipped_names": workers.get("skipped_names") or [],
+        **decode_figures(workers),
         "nodes": _nodes(workers.get("nodes") or {}, points),
         "peak_gpu_util_pct": _peak(points, "gpu_util_pct"),
         "peak_gpu_mem_used_bytes": _peak(points, "gpu_mem_used_bytes"),
@@ -116,6 +119,22 @@ def summarize(run, status: str, error: str | None, ended: float, workers: dict, 
         "predictions": [{k: _plain(v) for k, v in p.items()} for p in run.predictions],
         "config": config.to_dict(),
         "timeseries": points,
+    }
+
+
+def decode_figures(workers: dict) -> dict[str, Any]:
+    """Which decoder(s) read the files, how many images on the GPU and on the CPU, and the time it took.
+
+    `decode_share` is the part of the model's actors' call time spent decoding: None where they
+    decoded nothing (synthetic images, or files decoded in CPU read tasks).
+    """
+    call_s = workers.get("actor_call_seconds") or 0.0
+    return {
+        "decoder": ", ".join(workers.get("decoders") or []) or None,
+        "decoded_on_gpu": workers.get("decoded_on_gpu", 0),
+        "decoded_on_cpu": workers.get("decoded_on_cpu", 0),
+        "decode_seconds": round(workers.get("decode_seconds", 0.0), 3),
+        "decode_share": round(workers.get("actor_decode_seconds", 0.0) / call_s, 4) if call_s > 0 else None,
     }
 
 

@@ -19,6 +19,10 @@ from typing import Any
 from engine.core.config import ConfigError, RunConfig
 
 CELL_STATUSES = ("pending", "running", "finished", "oom", "failed", "stopped", "skipped")
+MEASURES = {
+    "steady_images_per_sec": "steady images/sec (from the first result to the end)",
+    "images_per_sec": "whole-run images/sec (start-up included: a cell was too short for a steady window)",
+}
 
 
 @dataclass
@@ -36,11 +40,6 @@ class Cell:
     peak_gpu_mem_bytes: float | None = None
     peak_object_store_bytes: float | None = None
     error: str | None = None
-
-    @property
-    def rate(self) -> float | None:
-        """Steady images/sec, or the whole-run rate when the run was too short for a steady window."""
-        return self.steady_images_per_sec or self.images_per_sec
 
     def record(self, summary: dict[str, Any]) -> None:
         status, error = summary["status"], summary.get("error")
@@ -75,6 +74,7 @@ class Sweep:
     block_sizes: list[int]
     cells: list[Cell] = field(default_factory=list)
     status: str = "pending"  # pending, running, finished, stopped
+    owner: str | None = None  # who started it, on a shared server
 
     def __post_init__(self) -> None:
         grid = itertools.product(self.block_sizes, self.concurrencies, self.batch_sizes)
@@ -131,10 +131,19 @@ class Sweep:
         return self._current
 
     # --- results -----------------------------------------------------------
+    def measure(self) -> str:
+        """What the cells are ranked by, the same for all: steady images/sec, unless a finished cell was too short
+        for a steady window (then the whole-run rate, start-up included)."""
+        finished = [c for c in self.cells if c.status == "finished"]
+        return "images_per_sec" if any(c.steady_images_per_sec is None for c in finished) else "steady_images_per_sec"
+
+    def rate(self, cell: Cell) -> float | None:
+        return getattr(cell, self.measure())
+
     def recommended(self) -> Cell | None:
-        """The fastest cell that finished: the best throughput that fits in memory."""
-        finished = [c for c in self.cells if c.status == "finished" and c.rate]
-        return max(finished, key=lambda c: c.rate, default=None)
+        """The fastest cell that finished, by `measure()`: the best throughput that fits in memory."""
+        finished = [c for c in self.cells if c.status == "finished" and self.rate(c)]
+        return max(finished, key=self.rate, default=None)
 
     def progress(self) -> tuple[int, int]:
         """(cells ended, cells in all)."""
@@ -142,7 +151,7 @@ class Sweep:
         return ended, len(self.cells)
 
     def rows(self) -> list[dict[str, Any]]:
-        return [{**asdict(c), "rate": c.rate} for c in self.cells]
+        return [{**asdict(c), "rate": self.rate(c)} for c in self.cells]
 
     def to_dict(self) -> dict[str, Any]:
         best = self.recommended()
@@ -155,7 +164,8 @@ class Sweep:
                 "block_size_mb": self.block_sizes,
             },
             "cells": self.rows(),
-            "recommended": {**asdict(best), "rate": best.rate} if best else None,
+            "measure": MEASURES[self.measure()],
+            "recommended": {**asdict(best), "rate": self.rate(best)} if best else None,
         }
 
     def to_csv(self) -> str:

@@ -20,6 +20,7 @@ class GpuReading:
     util_pct: float | None
     mem_used_bytes: int | None
     mem_total_bytes: int | None
+    jpeg_util_pct: float | None = None  # the hardware JPEG decoders' (NVJPG); None on GPUs without them
 
 
 _lock = threading.Lock()
@@ -58,6 +59,29 @@ def _field(read, handle):
         return None
 
 
+def _jpeg_util(handle) -> float | None:
+    """Utilisation of the GPU's JPEG engines; NotSupported (None) on GPUs without them, as in bindings without it."""
+    import pynvml
+
+    read = getattr(pynvml, "nvmlDeviceGetJpgUtilization", None)
+    reading = None if read is None else _field(read, handle)
+    return None if reading is None else float(reading[0])
+
+
+def has_jpeg_engines(pci_bus_id: str) -> bool:
+    """Whether the GPU at this PCI address (DOMAIN:BUS:DEVICE.0) has hardware JPEG decoders NVML can read."""
+    if not _init():
+        return False
+    import pynvml
+
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id)
+    except pynvml.NVMLError as exc:
+        log.debug("no GPU at %s: %s", pci_bus_id, exc)
+        return False
+    return _jpeg_util(handle) is not None
+
+
 def read_gpus() -> list[GpuReading]:
     """One reading per local GPU; an empty list when there is no NVIDIA GPU."""
     if not _init():
@@ -86,6 +110,7 @@ def read_gpus() -> list[GpuReading]:
                 util_pct=None if util is None else float(util.gpu),
                 mem_used_bytes=None if mem is None else int(mem.used),
                 mem_total_bytes=None if mem is None else int(mem.total),
+                jpeg_util_pct=_jpeg_util(handle),
             )
         )
     return readings

@@ -22,7 +22,35 @@ from engine.observe.cluster import live_pool_actors, node_label, nodes
 log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.5
-RATE_WINDOW_S = 2.0  # images/sec is measured over this trailing window
+MIN_RATE_WINDOW_S = 3.0  # images/sec is measured over at least this trailing window
+
+
+class RateMeter:
+    """Images/sec over a trailing window long enough to hold two completions, so it never reads 0 while rows flow.
+
+    Rows arrive in steps (a batch, a block); over a fixed short window a slow pipeline reads 0
+    between its steps. The window here is twice the longest gap seen between steps, at least
+    MIN_RATE_WINDOW_S, and always reaches back past the latest step (a stall shows as a decay).
+    """
+
+    def __init__(self, started_at: float) -> None:
+        self.readings: list[tuple[float, int]] = [(started_at, 0)]
+        self.last_step: float | None = None  # when rows last went up
+        self.longest_gap = 0.0
+
+    def rate(self, now: float, rows: int) -> float:
+        last_t, last_rows = self.readings[-1]
+        if rows > last_rows:
+            if self.last_step is not None:
+                self.longest_gap = max(self.longest_gap, now - self.last_step)
+            self.last_step = now
+        self.readings.append((now, rows))
+        since_step = now - self.last_step + MIN_RATE_WINDOW_S if self.last_step is not None else 0.0
+        window = max(MIN_RATE_WINDOW_S, 2 * self.longest_gap, since_step)
+        older = [r for r in self.readings if r[0] <= now - window]
+        then_t, then_rows = older[-1] if older else self.readings[0]
+        self.readings = self.readings[len(older) - 1 :] if len(older) > 1 else self.readings
+        return (rows - then_rows) / (now - then_t) if now > then_t else 0.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +144,7 @@ class MetricsSampler:
         self.points: list[dict] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="metrics-sampler", daemon=True)
-        self._recent: list[tuple[float, int]] = [(started_at, 0)]
+        self.meter = RateMeter(started_at)
 
     def start(self) -> MetricsSampler:
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
@@ -152,9 +180,6 @@ class MetricsSampler:
         now = time.time()
         workers = self.read_workers()
         rows = workers["rows"]
-        self._recent = [(t, r) for t, r in self._recent if now - t <= RATE_WINDOW_S] or self._recent[-1:]
-        last_t, last_rows = self._recent[0]
-        self._recent.append((now, rows))
         elapsed = now - self.started_at
         gpus = self.gpus.read()
         stores = read_object_store()
@@ -163,7 +188,7 @@ class MetricsSampler:
         point = {
             "t": round(elapsed, 3),
             "rows": rows,
-            "images_per_sec": (rows - last_rows) / (now - last_t) if now > last_t else 0.0,
+            "images_per_sec": self.meter.rate(now, rows),
             "cumulative_images_per_sec": rows / elapsed if elapsed > 0 else 0.0,
             "gpu_util_pct": sum(known_util) / len(known_util) if known_util else None,
             "gpu_mem_used_bytes": sum(known_mem) if known_mem else None,

@@ -35,3 +35,28 @@ def apply_driver_settings() -> None:
 def local_ray_settings() -> dict[str, str]:
     """The environment a local Ray's raylet starts with (it inherits this process's)."""
     return {name: os.environ.get(name, value) for name, value in LOCAL_RAY.items()}
+
+
+# Notices Ray logs at WARNING on every start that say nothing wrong here: Ray is started from the engine's own
+# long-lived thread (not the main one), and token authentication stays on as it should.
+EXPECTED_NOTICES = {
+    "ray._private.worker": "SIGTERM handler is not set because current thread is not the main thread",
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster",
+}
+
+
+class _DropNotice(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_expected_notices() -> None:
+    """Keep Ray's start-up notices that report nothing wrong out of a terminal's output (once per process)."""
+    for name, text in EXPECTED_NOTICES.items():
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotice) for f in target.filters):
+            target.addFilter(_DropNotice(text))

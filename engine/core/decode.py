@@ -1,0 +1,241 @@
+"""Decoding image files inside the model's actors, a batch at a time on their device.
+
+A GPU classifies photos faster than the host's cores can decode them, so with GPU
+decode the actors take the files' bytes and decode them where the model runs:
+nvImageCodec on the GPU's hardware JPEG engines where it is installed and the GPU
+has them, else torchvision's nvJPEG decoder. Each batch is then resized on the
+device to the model's input size. A file the batch decoder cannot read is found by
+decoding the batch file by file; it and every file that is not a JPEG are then
+decoded by PIL on the CPU, and what PIL cannot read either is skipped and named.
+
+Nothing here imports torch or a decoder at import time: the driver only asks
+`decodes_in_actors`, and nvImageCodec is optional.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.core.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+JPEG_MAGIC = b"\xff\xd8\xff"  # SOI marker, then the first segment's marker
+CPU_DECODER = "PIL (CPU)"
+NVIMGCODEC_CPU_THREADS = 4  # an actor's nvImageCodec decoder keeps a pool of this many; a GPU holds several actors
+DECODER_ENV = "PLAYGROUND_GPU_DECODER"  # nvimgcodec or torchvision: overrides the choice below
+
+# One batch of JPEG bytes -> one image per file (CHW uint8 on the device) or None where that file failed;
+# raising means the whole batch failed.
+BatchFn = Callable[[Sequence[bytes]], list[Any]]
+
+
+def is_jpeg(data: bytes) -> bool:
+    """JPEG files start with FF D8 FF whatever their extension says; anything else goes to PIL."""
+    return bytes(data[:3]) == JPEG_MAGIC
+
+
+def decodes_in_actors(config: RunConfig) -> bool:
+    """Whether the model's actors decode the files (bytes in) instead of CPU read tasks (images in).
+
+    `auto` decodes in the actors when they have a GPU. Synthetic images need no decoding; the naive
+    pipeline has no actors, and a cpu_preprocess stage is there to decode on the CPU.
+    """
+    if config.data == "synthetic" or config.pipeline != "actor" or config.stages == "cpu_preprocess":
+        return False
+    return config.decode == "gpu" or (config.decode == "auto" and config.num_gpus > 0)
+
+
+def nvimgcodec_installed() -> bool:
+    """Whether nvImageCodec can be imported, without importing it (it loads CUDA libraries)."""
+    try:
+        return importlib.util.find_spec("nvidia.nvimgcodec") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def pil_rgb(data: bytes, size: int) -> np.ndarray:
+    """One file decoded by PIL on the CPU, as HxWx3 uint8 (a JPEG at a reduced scale when it is much larger)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (size, size))
+        return np.array(img.convert("RGB"))  # writable, so torch.from_numpy takes it without a warning
+
+
+def resize_batch(images: list, size: int, device) -> tuple[Any, list[int]]:
+    """Images of any sizes (CHW uint8 on `device`) -> one NCHW float32 batch of size x size, values 0-255.
+
+    Bilinear without antialiasing, as the GPU does it fastest. Images of the same size are resized
+    together, so a folder of same-sized photos costs a few kernels per batch, not a few per image.
+    The batch comes out grouped by size: `order` gives the input index of each of its rows.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[-2:]), []).append(i)
+    parts, order = [], []
+    for shape, members in groups.items():
+        x = images[members[0]][None] if len(members) == 1 else torch.stack([images[i] for i in members])
+        x = x.float()
+        if shape != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+        parts.append(x)
+        order += members
+    if not parts:
+        return torch.empty((0, 3, size, size), device=device), order
+    return torch.cat(parts), order
+
+
+@dataclass
+class Decoded:
+    """One batch's images on the device, and what happened to each of its files."""
+
+    images: Any  # NCHW float32, 0-255, the model's size; row i is file keys[i]
+    keys: list[str]
+    on_gpu: int  # decoded by the batch decoder on a GPU
+    on_cpu: int  # decoded on the CPU: PIL's fallbacks, and the batch decoder's own when the device is a CPU
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of each file nothing could read
+
+
+class BatchDecoder:
+    """JPEG bytes -> the model's input batch on `device`; one per actor, called from several threads at once.
+
+    `decode_batch` is the device decoder (tests pass a fake one to run this on a CPU). Threads take
+    turns at it: nvImageCodec's decoder must not be used by two threads at once, and torchvision's
+    takes turns inside anyway. Only the decode is a turn: one thread resizes its batch and another
+    runs the model while a third decodes. `gpu` says whether what the decoder decodes counts as
+    decoded on a GPU (by default: whether `device` is one).
+    """
+
+    def __init__(self, name: str, device, size: int, decode_batch: BatchFn, gpu: bool | None = None) -> None:
+        self.name, self.device, self.size = name, device, size
+        self.decode_batch = decode_batch
+        self.gpu = device.type == "cuda" if gpu is None else gpu
+        self._turn = threading.Lock()
+
+    @classmethod
+    def for_device(cls, device, size: int, prefer: str | None = None) -> BatchDecoder:
+        """The best decoder this device has: see `pick`. `prefer` (or PLAYGROUND_GPU_DECODER) overrides it."""
+        name, decode_batch = pick(device, prefer or os.environ.get(DECODER_ENV))
+        return cls(name, device, size, decode_batch)
+
+    def _decode(self, blobs: Sequence[bytes]) -> list[Any]:
+        with self._turn:
+            return self.decode_batch(blobs)
+
+    def decode_jpegs(self, blobs: list[bytes]) -> list[Any]:
+        """Each JPEG on the device, or None: the whole batch at once; if that fails, file by file to find which."""
+        if not blobs:
+            return []
+        try:
+            images = self._decode(blobs)
+        except Exception as exc:
+            log.debug("batch of %d JPEGs failed (%s); decoding them one by one", len(blobs), exc)
+            images = [self._one(blob) for blob in blobs]
+        return [image if _is_rgb(image) else None for image in images]
+
+    def _one(self, blob: bytes):
+        try:
+            return self._decode([blob])[0]
+        except Exception:
+            return None
+
+    def __call__(self, paths: Sequence[str], blobs: Sequence[bytes]) -> Decoded:
+        """Decode a batch of files: JPEGs on the device, the rest and the device's failures by PIL, then resize."""
+        import torch
+
+        jpegs = [i for i, blob in enumerate(blobs) if is_jpeg(blob)]
+        images: dict[int, Any] = {}
+        for i, image in zip(jpegs, self.decode_jpegs([blobs[i] for i in jpegs]), strict=True):
+            if image is not None:
+                images[i] = image
+        on_device = len(images)
+        bad = []
+        for i in (i for i in range(len(blobs)) if i not in images):
+            try:
+                images[i] = torch.from_numpy(pil_rgb(blobs[i], self.size)).permute(2, 0, 1).to(self.device)
+            except Exception as exc:
+                bad.append((str(paths[i]), type(exc).__name__))
+        kept = sorted(images)
+        batch, order = resize_batch([images[i] for i in kept], self.size, self.device)
+        on_gpu = on_device if self.gpu else 0
+        return Decoded(batch, [str(paths[kept[j]]) for j in order], on_gpu, len(kept) - on_gpu, bad)
+
+
+def _is_rgb(image) -> bool:
+    """A decoder's output that can join the batch: three channels (CHW). Anything else goes to PIL."""
+    return image is not None and image.ndim == 3 and image.shape[0] == 3
+
+
+def pick(device, prefer: str | None = None) -> tuple[str, BatchFn]:
+    """(name, decoder) for `device`.
+
+    On a GPU: nvImageCodec where it imports and the GPU has hardware JPEG engines (NVML reads their
+    utilisation), else torchvision's nvJPEG. On a CPU: torchvision's libjpeg-turbo. `prefer`
+    ("nvimgcodec" or "torchvision") forces one where it can run.
+    """
+    if device.type != "cuda":
+        return "torchvision (CPU)", _torchvision_fn(device)
+    if prefer != "torchvision" and nvimgcodec_installed():
+        engines = _has_jpeg_engines(device)
+        if engines or prefer == "nvimgcodec":
+            try:
+                return f"nvimgcodec ({'hardware' if engines else 'CUDA'})", _nvimgcodec_fn(device)
+            except Exception as exc:  # it cannot start (no nvJPEG library): say so once, in the actor's log
+                log.warning("nvImageCodec cannot decode on %s (%s); using torchvision", device, exc)
+    return "torchvision (CUDA)", _torchvision_fn(device)
+
+
+def _has_jpeg_engines(device) -> bool:
+    import torch
+
+    from engine.observe import nvml
+
+    props = torch.cuda.get_device_properties(device)
+    return nvml.has_jpeg_engines(f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0")
+
+
+def _torchvision_fn(device) -> BatchFn:
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    def decode(blobs: Sequence[bytes]) -> list[Any]:
+        data = [torch.frombuffer(bytearray(blob), dtype=torch.uint8) for blob in blobs]
+        return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+
+    return decode
+
+
+def _nvimgcodec_fn(device) -> BatchFn:
+    """nvImageCodec on the hardware JPEG engines, its CUDA decoder for what they cannot do (progressive files).
+
+    It decodes on the calling thread's current CUDA stream, so a batch's decode overlaps the model's
+    forward pass of another thread's batch.
+    """
+    import torch
+    from nvidia import nvimgcodec
+
+    backends = [nvimgcodec.Backend(nvimgcodec.HW_GPU_ONLY), nvimgcodec.Backend(nvimgcodec.GPU_ONLY)]
+    decoder = nvimgcodec.Decoder(device_id=device.index or 0, max_num_cpu_threads=NVIMGCODEC_CPU_THREADS,
+                                 backends=backends)  # fmt: skip
+    params = nvimgcodec.DecodeParams(color_spec=nvimgcodec.ColorSpec.SRGB)
+
+    def decode(blobs: Sequence[bytes]) -> list[Any]:
+        streams = [nvimgcodec.CodeStream(bytes(blob)) for blob in blobs]
+        stream = torch.cuda.current_stream(device).cuda_stream
+        images = decoder.decode(streams, params=params, cuda_stream=stream)
+        return [None if image is None else torch.as_tensor(image, device=device).permute(2, 0, 1) for image in images]
+
+    return decode

@@ -1,0 +1,62 @@
+"""Who may use this server: the operator's sign-in, and refusing to serve a network without one."""
+
+from __future__ import annotations
+
+import hmac
+
+import streamlit as st
+
+from engine.core import policy
+from ui.session import server_policy
+from ui.text import plain
+
+
+def gate() -> None:
+    """Stop the page here until this browser's person is signed in (nothing to do on a one-user playground)."""
+    try:
+        found = server_policy()
+    except policy.PolicyError as exc:
+        st.error(plain(exc))
+        st.stop()
+    refusal = policy.serving_refusal(found, st.get_option("server.address"))
+    if refusal:
+        st.error(plain(refusal))
+        st.stop()
+    if found.sign_in == "oidc":
+        if not st.user.is_logged_in:
+            st.title("Ray Data batch inference playground")
+            st.button("Sign in", type="primary", on_click=st.login)
+            st.stop()
+        st.session_state["who"] = st.user.get("email") or st.user.get("name")
+    elif found.sign_in == "passcode" and not st.session_state.get("who"):
+        _passcode_form(found)
+        st.stop()
+
+
+def _passcode_form(found: policy.Policy) -> None:
+    st.title("Ray Data batch inference playground")
+    with st.form("sign_in"):
+        name = st.text_input("Your name", max_chars=40)
+        passcode = st.text_input("Team passcode", type="password")
+        if st.form_submit_button("Sign in", type="primary"):
+            if not name.strip():
+                st.error("Enter your name: your runs are shown with it.")
+            elif not hmac.compare_digest(passcode.encode(), (found.passcode or "").encode()):
+                st.error("That passcode is not this server's.")
+            else:
+                st.session_state["who"] = name.strip()
+                st.rerun()
+
+
+def sign_out() -> None:
+    """The sidebar's line: who is signed in, and a way out."""
+    found = server_policy()
+    if found.sign_in == "none":
+        return
+    role = " (operator)" if found.is_operator(st.session_state.get("who")) else ""
+    st.caption(f"Signed in as **{plain(st.session_state.get('who') or '')}**{role}")
+    if st.button("Sign out"):
+        if found.sign_in == "oidc":
+            st.logout()
+        st.session_state.pop("who", None)
+        st.rerun()
