@@ -178,4 +178,3 @@ def verifications() -> dict[str, dict]:
 def sweeps() -> list:
     """Sweeps launched from the Sweep page, newest last, shared by every browser."""
     return []
-
