@@ -1,10 +1,12 @@
-"""Scaling over GPUs: the tuned actor pipeline on 1 GPU, then on every GPU of the host, side by side.
+"""Scaling over GPUs: the engine's tuned actor pipeline on 1 GPU, then on more, side by side in one file.
 
-    python -m bench.scaling --model resnet50 --precision bf16 --batch-size 256 --images 200000
+    python -m bench.scaling --model resnet50 --precision bf16 --batch-size 256 --images 500000 [--gpus 1,2]
 
-Same engine run, same settings; only the number of actors grows with the GPUs
-(4 actors sharing each GPU, as bench.tune_actor found best). Prints and writes
-the steady images/sec of each and the scaling efficiency (rate_N / (N x rate_1)).
+Same engine run, same data and settings for every count; only the actors grow with the GPUs (the
+engine's layout: engine.core.defaults.pick_layout). Each count gets its own bounded object store
+(--object-store-limit-mb per GPU) and a warm-up run before it is timed. Reports each count's
+steady images/sec, the speedup and efficiency against one GPU, every GPU's mean utilisation over
+the steady part, and what the Advisor predicted for the node beside what was measured.
 """
 
 from __future__ import annotations
@@ -12,11 +14,59 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
 from bench.run_bench import environment, start_warm_ray
 from engine import RunConfig, start
+from engine.core.defaults import Machine, pick_layout
+
+
+def gpu_counts(text: str, available: int) -> list[int]:
+    counts = sorted({int(c) for c in text.split(",")}) if text else [1, available]
+    if not counts or counts[0] < 1 or counts[-1] > available:
+        raise SystemExit(f"--gpus must be counts from 1 to {available} (got {text!r})")
+    return counts
+
+
+def per_gpu_utilisation(points: list[dict], first_result_s: float | None) -> dict[str, float]:
+    """Each GPU's mean utilisation over the steady part (from the first result on)."""
+    after = [p for p in points if first_result_s is None or p["t"] >= first_result_s]
+    found: dict[str, list[float]] = {}
+    for point in after:
+        for g in point.get("gpus") or []:
+            if g.get("util_pct") is not None:
+                found.setdefault(f"{g.get('node', '')} GPU {g['index']}".strip(), []).append(g["util_pct"])
+    return {gpu: round(statistics.fmean(values), 1) for gpu, values in sorted(found.items())}
+
+
+def run_count(args: argparse.Namespace, gpus: int) -> dict:
+    """Warm this count's actors once, then time it."""
+    layout = pick_layout("actor", Machine(gpus=gpus, gpu_mem_gb=args.gpu_mem_gb))
+    config = RunConfig(model=args.model, **{**layout.settings(), "images": args.images, "precision": args.precision,
+                                           "batch_size": args.batch_size},
+                       object_store_limit_mb=args.object_store_limit_mb * gpus)  # fmt: skip
+    start(config.replace(images=max(args.batch_size * layout.concurrency * 4, 10_000))).wait()  # warm-up
+    run = start(config)
+    run.wait()
+    s = run.summary
+    return {"gpus": gpus, "actors": config.concurrency, "gpus_per_actor": config.num_gpus, "status": s["status"],
+            "error": s["error"], "steady_images_per_sec": s["steady_images_per_sec"],
+            "first_result_s": s["first_result_s"], "seconds": s["seconds"],
+            "gpu_util_mean": per_gpu_utilisation(s["timeseries"], s["first_result_s"]),
+            "peak_object_store_bytes": s["peak_object_store_bytes"]}  # fmt: skip
+
+
+def advisor_prediction(args: argparse.Namespace, gpus: int) -> dict:
+    """What the Advisor advises for this node and model (it predicts layout and memory, not throughput)."""
+    import psutil
+
+    from engine.insight.advisor import advise, model_size_gb
+
+    advice = advise(gpus=gpus, gpu_mem_gb=args.gpu_mem_gb, node_mem_gb=psutil.virtual_memory().total / 2**30,
+                    model_size_gb=model_size_gb(args.model))  # fmt: skip
+    return {"concurrency": advice.concurrency, "batch_size": advice.batch_size, "binding": advice.binding}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,51 +74,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="resnet50")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--images", type=int, default=200_000)
-    p.add_argument("--actors-per-gpu", type=int, default=4)
-    p.add_argument(
-        "--object-store-limit-mb",
-        type=int,
-        default=None,
-        help="bounds the backlog built while actors start, which otherwise inflates a short run's rate",
-    )
+    p.add_argument("--images", type=int, default=500_000)
+    p.add_argument("--gpus", default="", help="GPU counts to time, e.g. 1,2 (default: 1 and all)")
+    p.add_argument("--gpu-mem-gb", type=float, default=80.0, help="for the layout and the Advisor")
+    p.add_argument("--object-store-limit-mb", type=int, default=2048, help="per GPU: each count's own bound")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     start_warm_ray()
     import ray
 
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    if gpus < 2:
-        print(f"needs 2 or more GPUs; this host has {gpus}")
+    available = int(ray.cluster_resources().get("GPU", 0))
+    if available < 2:
+        print(f"needs 2 or more GPUs; this host has {available}")
         return 2
     rows = []
-    for n in (1, gpus):
-        config = RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=args.images,
-                           concurrency=n * args.actors_per_gpu, num_gpus=1 / args.actors_per_gpu,
-                           block_size_mb=64, object_store_limit_mb=args.object_store_limit_mb)  # fmt: skip
-        run = start(config)
-        run.wait()
-        s = run.summary
-        rows.append({"gpus": n, "actors": config.concurrency, "status": s["status"], "error": s["error"],
-                     "steady_images_per_sec": s["steady_images_per_sec"], "first_result_s": s["first_result_s"],
-                     "seconds": s["seconds"], "nodes": s["nodes"]})  # fmt: skip
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "nodes"}), flush=True)
-    one, many = rows[0]["steady_images_per_sec"], rows[-1]["steady_images_per_sec"]
+    for gpus in gpu_counts(args.gpus, available):
+        rows.append({**run_count(args, gpus), "advisor": advisor_prediction(args, gpus)})
+        print(json.dumps(rows[-1]), flush=True)
+    one = rows[0]["steady_images_per_sec"]
+    for row in rows:
+        rate = row["steady_images_per_sec"]
+        row["speedup"] = rate / one if one and rate else None
+        row["efficiency"] = rate / (row["gpus"] * one) if one and rate else None
     gpu, env = environment(True)
-    result = {
-        "gpu": gpu,
-        **env,
-        "command": "python -m bench.scaling " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": vars(args),
-        "runs": rows,
-        "speedup": many / one if one and many else None,
-        "efficiency": many / (gpus * one) if one and many else None,
-    }
+    result = {"gpu": gpu, **env, "command": "python -m bench.scaling " + " ".join(argv or sys.argv[1:]),
+              "settings": vars(args), "runs": rows}  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
-    name = f"{time.strftime('%Y-%m-%d')}-scaling-{gpus}gpu-{args.actors_per_gpu}-actors-per-gpu.json"
+    name = f"{time.strftime('%Y-%m-%d')}-scaling-{'-'.join(str(r['gpus']) for r in rows)}gpu.json"
     with open(os.path.join(args.out, name), "w") as f:
         json.dump(result, f, indent=1)
-    print(json.dumps({"speedup": result["speedup"], "efficiency": result["efficiency"]}))
+    print(json.dumps([{k: r[k] for k in ("gpus", "steady_images_per_sec", "speedup", "gpu_util_mean")} for r in rows]))
     return 0
 
 

@@ -81,3 +81,15 @@ def test_gpu_sharing_runs_a_real_layout_on_the_cpu(tmp_path):
     assert [(load["processes"], len(load["load_s"])) for load in report["loads"]] == [(1, 1)]
     assert report["loads"][0]["load_s"][0] > 0
     assert report["command"].startswith("python -m bench.gpu_sharing --model resnet18")
+
+
+def test_scaling_takes_any_gpu_counts_and_averages_each_gpu_over_the_steady_part():
+    from bench.scaling import gpu_counts, per_gpu_utilisation
+
+    assert gpu_counts("", 4) == [1, 4] and gpu_counts("2,1,4", 4) == [1, 2, 4]
+    with pytest.raises(SystemExit, match="--gpus must be counts from 1 to 2"):
+        gpu_counts("1,3", 2)
+    points = [
+        {"t": t, "gpus": [{"index": i, "node": "n", "util_pct": 10.0 * t + i} for i in range(2)]} for t in range(4)
+    ]
+    assert per_gpu_utilisation(points, first_result_s=2.0) == {"n GPU 0": 25.0, "n GPU 1": 26.0}

@@ -14,6 +14,7 @@ from engine.realtime.batcher import DynamicBatcher, take_now
 from engine.realtime.config import RealtimeConfig
 from engine.realtime.load import arrival_times
 from engine.realtime.search import find_max_rate, next_rate
+from engine.realtime.server import warm_up_sizes
 from engine.realtime.snippet import serve_code
 from tests.conftest import run_cli
 
@@ -144,6 +145,11 @@ def test_a_failed_forward_fails_its_own_batch_and_the_batcher_goes_on():
 
 
 # --- quick: config, search, snippet ------------------------------------------------------------------------------
+
+
+def test_a_gpu_server_warms_every_batch_size_it_can_form_and_a_cpu_server_the_two_ends():
+    assert warm_up_sizes(8, "cuda") == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert warm_up_sizes(8, "cpu") == [1, 8] and warm_up_sizes(1, "cpu") == [1]
 
 
 @pytest.mark.parametrize(

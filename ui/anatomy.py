@@ -10,6 +10,7 @@ import streamlit as st
 from engine import RunConfig
 from engine.insight import anatomy
 from ui import charts
+from ui.text import plain
 
 MIB = charts.MIB
 
@@ -159,7 +160,7 @@ def both_ways(runs: list) -> None:
             details.append(f"output {use.output_bytes / 1024:,.1f} KB")
         col.caption(" · ".join(details))
         if run.error:
-            col.error(f"Run failed: {run.error}")
+            col.error(f"Run failed: {plain(run.error)}")
     st.plotly_chart(
         charts.store_side_by_side(
             [

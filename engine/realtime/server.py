@@ -27,7 +27,9 @@ class ModelServer:
 
         self.predictor = Predictor(model, None, precision)
         self.batcher = DynamicBatcher(self._forward, max_batch, max_wait_s)
-        self._forward([np.zeros((image_size, image_size, 3), np.uint8)] * max_batch)  # kernel set-up, not on a request
+        blank = np.zeros((image_size, image_size, 3), np.uint8)
+        for size in warm_up_sizes(max_batch, self.predictor.device.type):
+            self._forward([blank] * size)  # kernel choice per batch shape happens here, not on a request
 
     def _forward(self, images: list[np.ndarray]) -> list[int]:
         import torch
@@ -48,6 +50,19 @@ class ModelServer:
         context = ray.get_runtime_context()
         gpus = [int(i) for i in context.get_accelerator_ids().get("GPU", []) if str(i).isdigit()]
         return {"device": str(self.predictor.device), "node": context.get_node_id(), "gpus": gpus}
+
+
+def warm_up_sizes(max_batch: int, device_type: str) -> list[int]:
+    """Batch sizes to run once before the first request.
+
+    On a GPU the first forward at each new batch shape picks and loads its kernels, tens of
+    milliseconds that would land on a request's latency, so every size the batcher can form is
+    run once (a few ms each). On a CPU one forward per size costs up to a second, so only the
+    smallest and the largest are.
+    """
+    if device_type == "cuda":
+        return list(range(1, max_batch + 1))
+    return sorted({1, max_batch})
 
 
 def start_servers(config: RealtimeConfig) -> list:
