@@ -105,7 +105,9 @@ def chromium_spent(before: dict[int, float]) -> float:
 
 
 def rows_done(text: str | None) -> int | None:
-    return int(text.split("/")[0].replace(",", "").strip()) if text else None
+    """The "Images done" tile as a number; None before the run's first rows (the tile reads "—")."""
+    number = (text or "").split("/")[0].replace(",", "").strip()
+    return int(number) if number.isdigit() else None
 
 
 def open_page(browser, url: str) -> dict:

@@ -65,7 +65,7 @@ def test_five_watchers_of_one_run_share_one_stream_of_charts(ray_local, tiny, mo
         deadline = time.time() + 120
         while time.time() < deadline and not (run.timeseries() and run.timeseries()[-1]["rows"]):
             time.sleep(0.5)
-        for _ in range(4):
+        for _ in range(2):
             for page in watchers:
                 page.run()
                 assert not page.exception

@@ -34,16 +34,16 @@ def skip_where_256_cpu_actors_fit() -> None:
 
 def test_a_failing_cell_does_not_stop_the_sweep_and_a_recommendation_follows(ray_local, tiny):
     skip_where_256_cpu_actors_fit()
-    # 256 CPU actors cannot all start here: those cells fail at once with a one-line cause, the others run.
-    sweep = Sweep(tiny, [4, 8], [1, 256], [1])
+    # 256 CPU actors cannot all start here: that cell fails at once with a one-line cause, the other runs.
+    sweep = Sweep(tiny, [8], [1, 256], [1])
     assert sweep.start(ray_local).wait(300)
-    assert [c.status for c in sweep.cells] == ["finished", "finished", "failed", "failed"]
-    assert all("CPU actors" in c.error and "\n" not in c.error for c in sweep.cells[2:])
+    assert [c.status for c in sweep.cells] == ["finished", "failed"]
+    assert "CPU actors" in sweep.cells[1].error and "\n" not in sweep.cells[1].error
     best = sweep.recommended()
-    assert best is not None and sweep.rate(best) == max(sweep.rate(c) for c in sweep.cells[:2])
+    assert best is sweep.cells[0] and sweep.rate(best) > 0  # the failed cell is never recommended
     out = sweep.to_dict()
-    assert len(out["cells"]) == 4 and out["recommended"]["batch_size"] == best.batch_size
-    assert sweep.to_csv().count("\n") == 5  # header + 4 cells
+    assert len(out["cells"]) == 2 and out["recommended"]["batch_size"] == best.batch_size
+    assert sweep.to_csv().count("\n") == 3  # header + 2 cells
 
 
 def test_stopping_a_sweep_skips_the_rest(ray_local, tiny):
