@@ -128,9 +128,24 @@ class GpuReader:
             ray.kill(actor)
 
 
-def read_host() -> dict:
-    """CPU % and RAM of this machine."""
-    return {"cpu_pct": psutil.cpu_percent(interval=None), "ram_used_bytes": int(psutil.virtual_memory().used)}
+class HostReader:
+    """CPU % of this machine since this reader's previous reading, and RAM in use.
+
+    psutil.cpu_percent(None) measures since the last call made anywhere in the process, so
+    another caller in between (a second run's sampler, a wait for a quiet CPU) would leave a
+    near-empty interval and a false 0 %; each reader keeps its own CPU times instead.
+    """
+
+    def __init__(self) -> None:
+        self.last = psutil.cpu_times()
+
+    def read(self) -> dict:
+        now = psutil.cpu_times()
+        total = sum(now) - sum(self.last)
+        idle = (now.idle + getattr(now, "iowait", 0.0)) - (self.last.idle + getattr(self.last, "iowait", 0.0))
+        self.last = now
+        cpu_pct = round(100.0 * (1 - idle / total), 1) if total > 0 else None
+        return {"cpu_pct": cpu_pct, "ram_used_bytes": int(psutil.virtual_memory().used)}
 
 
 class MetricsSampler:
@@ -147,7 +162,7 @@ class MetricsSampler:
         self.meter = RateMeter(started_at)
 
     def start(self) -> MetricsSampler:
-        psutil.cpu_percent(interval=None)  # prime: the first call has no interval
+        self.host = HostReader()
         self.gpus = GpuReader()
         self.thread.start()
         return self
@@ -197,7 +212,7 @@ class MetricsSampler:
             "object_store_capacity_bytes": sum(s.capacity_bytes for s in stores) if stores else None,
             "object_store_spilled_bytes": sum(s.spilled_bytes for s in stores) if stores else None,
             "object_store_by_node": {s.node: s.used_bytes for s in stores},
-            **read_host(),
+            **self.host.read(),
             "live_actors": live_pool_actors(),
             "model_loads": workers["model_loads"],
         }
