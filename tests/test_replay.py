@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from engine.insight.replay import Replay, records_from_export
 from engine.observe.samplers import RateMeter
 from ui.text import plain
@@ -80,3 +82,23 @@ def test_user_text_is_shown_as_typed():
     assert plain(":red[boom] $x$") == "\\:red\\[boom\\] \\$x\\$"
     assert plain("ignored: must be one of fp32") == "ignored: must be one of fp32"
     assert plain("1. first") == "1\\. first" and plain("12.5 s") == "12.5 s"
+
+
+def _projector_kpis():
+    from engine.insight.replay import Replay, records_from_export
+    from ui import panels
+    from ui.replay import DEMO_FILE
+
+    with open(DEMO_FILE) as f:
+        actor = next(r for r in records_from_export(f.read()) if r["config"]["pipeline"] == "actor")
+    panels.kpis(Replay(actor), present=True)
+
+
+@pytest.mark.app
+def test_the_projector_view_keeps_every_kpi_label_short_enough_for_its_tile():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_projector_kpis).run()
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["Images", "Images/sec", "Model loads", "Elapsed", "ETA"]
+    assert at.metric[0].help.startswith("done, of ")

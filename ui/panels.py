@@ -64,7 +64,10 @@ def kpis(run, present: bool = False) -> None:
         elapsed = time.time() - run.launched_at if run is not None and run.status != "queued" else 0.0
     remaining = None if done or run is None else remaining_seconds(run)
     cols = st.columns(5)
-    cols[0].metric(f"Images done (of {total:,})" if run is not None else "Images done", f"{rows:,}" if run else "—")
+    if present:  # the projector's big labels leave no room for the total: the progress bar shows it
+        cols[0].metric("Images", f"{rows:,}" if run else "—", help=f"done, of {total:,}" if run else None)
+    else:
+        cols[0].metric(f"Images done (of {total:,})" if run is not None else "Images done", f"{rows:,}" if run else "—")
     cols[1].metric("Images/sec", f"{rate:,.1f}" if run is not None else "—", help=rate_help)
     cols[2].metric("Model loads", last.get("model_loads", summary.get("model_loads", 0)) if run is not None else "—")
     cols[3].metric("Elapsed", f"{elapsed:.1f} s" if run is not None else "—")
