@@ -102,3 +102,19 @@ def test_the_projector_view_keeps_every_kpi_label_short_enough_for_its_tile():
     assert not at.exception
     assert [m.label for m in at.metric] == ["Images", "Images/sec", "Model loads", "Elapsed", "ETA"]
     assert at.metric[0].help.startswith("done, of ")
+
+
+def test_the_startup_timeline_lists_its_steps_in_order_and_names_the_model_loads_apart():
+    from ui import charts
+
+    startup = {"connect_ray": 0.1, "start_workers": 0.3, "load_model": 0.5, "first_batch_in": 0.1, "first_result": 2}
+    fig = charts.startup_timeline(startup, [{"start_s": 0.4, "end_s": 0.9}, {"start_s": 0.5, "end_s": 1.1}])
+    assert [t.name for t in fig.data if t.showlegend is not False] == [
+        "connect ray",
+        "start workers",
+        "load model",
+        "first batch in",
+        "first result",
+        "each model load (its own row)",
+    ]
+    assert fig.layout.legend.traceorder == "normal" and [t.y[0] for t in fig.data[5:]] == ["load 1", "load 2"]

@@ -170,7 +170,7 @@ def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style:
     fig.update_layout(
         barmode="stack",
         height=190 + 22 * min(len(loads), 20),
-        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
+        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom", "traceorder": "normal"},
         margin={"l": 10, "r": 10, "t": 70, "b": 10},
         xaxis_title="seconds after Launch",
     )
@@ -179,13 +179,13 @@ def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style:
             fig.add_bar(y=["start-up"], x=[seconds], name=phase.replace("_", " "), orientation="h")
     for i, load in enumerate(loads[:20]):
         fig.add_bar(
-            y=[f"model load {i + 1}"],
+            y=[f"load {i + 1}"],
             x=[load["end_s"] - load["start_s"]],
             base=[load["start_s"]],
             orientation="h",
             marker_color="indianred",
             showlegend=i == 0,
-            name="model load",
+            name="each model load (its own row)",
         )
     fig.update_yaxes(autorange="reversed", title=None)
     return fig
