@@ -46,6 +46,8 @@ def run_until(at: AppTest, done, timeout: float = 180) -> AppTest:
 
 def test_playground_has_every_labelled_control(app):
     assert not app.exception
+    weights = [c.value for c in app.caption if "M parameters" in c.value]
+    assert weights and weights[0].endswith(("random weights: same speed, meaningless labels", "pretrained weights"))
     for kind, expected in LABELS.items():
         assert expected <= labels(app, kind), kind
     assert [o for o in app.radio(key="pipeline").options] == ["Naive", "Actor-based"]

@@ -99,9 +99,10 @@ def run_controls(machine: Machine, teach: bool = True) -> RunConfig:
     gpus, cpus = machine.gpus, machine.cpus
     model = st.selectbox("Model", MODEL_NAMES, key="model")
     info = MODELS[model]
+    kind = weights_kind(model)
     caption(
         f"{info.params_millions:g} M parameters · {info.weights_mb:g} MB of weights · "
-        f"{weights_kind(model)} weights (random weights give the same throughput)"
+        + ("pretrained weights" if kind == "pretrained" else "random weights: same speed, meaningless labels")
     )
     pipeline = st.radio(
         "Pipeline",
