@@ -88,6 +88,13 @@ def _data_source(caption, gpu: bool) -> dict[str, str]:
     return {"data": data, "decode": decode}
 
 
+def weights_line(model: str) -> str:
+    """Which weights a run of `model` gets here, and what random ones mean."""
+    if weights_kind(model) == "pretrained":
+        return "pretrained weights"
+    return "random weights: same speed, meaningless labels"
+
+
 def run_controls(machine: Machine, teach: bool = True) -> RunConfig:
     """Draw the controls and return the (unvalidated) config they describe; the page's address follows them.
 
@@ -99,11 +106,7 @@ def run_controls(machine: Machine, teach: bool = True) -> RunConfig:
     gpus, cpus = machine.gpus, machine.cpus
     model = st.selectbox("Model", MODEL_NAMES, key="model")
     info = MODELS[model]
-    kind = weights_kind(model)
-    caption(
-        f"{info.params_millions:g} M parameters · {info.weights_mb:g} MB of weights · "
-        + ("pretrained weights" if kind == "pretrained" else "random weights: same speed, meaningless labels")
-    )
+    caption(f"{info.params_millions:g} M parameters · {info.weights_mb:g} MB of weights · {weights_line(model)}")
     pipeline = st.radio(
         "Pipeline",
         list(PIPELINE_LABELS),
