@@ -41,7 +41,9 @@ def sign_in(page, name: str) -> None:
     page.get_by_role("button", name="Launch").wait_for(timeout=30_000)
 
 
-def test_two_people_share_one_server_safely(tmp_path, listener):
+def test_two_people_share_one_server_safely(tmp_path, listener, ray_local):
+    import ray
+
     from engine.store import RunStore
     from tests.browser import chromium, serve_app
 
@@ -51,7 +53,12 @@ def test_two_people_share_one_server_safely(tmp_path, listener):
     config = tmp_path / "playground.toml"
     config.write_text(f'[playground]\npasscode = "{PASSCODE}"\ndata_roots = ["{images}"]\noperators = ["olga"]\n')
     db = str(tmp_path / "runs.sqlite")
-    with serve_app("team", PLAYGROUND_CONFIG=str(config), PLAYGROUND_DB=db) as url, chromium() as browser:
+    # The server joins the suite's Ray (as one set up with RAY_ADDRESS would): no second Ray to start.
+    suite_ray = ray.get_runtime_context().gcs_address
+    with (
+        serve_app("team", PLAYGROUND_CONFIG=str(config), PLAYGROUND_DB=db, RAY_ADDRESS=suite_ray) as url,
+        chromium() as browser,
+    ):
         ada, bob = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2))
         ada.goto(f"{url}/?images=2000&batch=8")
         sign_in(ada, "ada")
