@@ -335,17 +335,21 @@ class Bench:
             def __getitem__(self, i: int):
                 return torch.from_numpy(synthetic_image(i, a.image_size))
 
-        workers = min(8, os.cpu_count() or 1)
+        return {**self._loader_case(Synthetic(), min(8, os.cpu_count() or 1)), "pin_memory": self.cuda}
+
+    def _loader_case(self, dataset, workers: int) -> dict[str, Any]:
+        """A DataLoader of HxWx3 uint8 images in `workers` processes, each batch into the model on this device."""
+        a = self.args
         model = TorchModel(a.model, a.precision)
         t0 = time.perf_counter()
-        loader = DataLoader(Synthetic(), batch_size=a.batch_size, num_workers=workers, pin_memory=self.cuda)
+        loader = DataLoader(dataset, batch_size=a.batch_size, num_workers=workers, pin_memory=self.cuda)
 
         def counts() -> Iterator[int]:
             for batch in loader:
                 model.classify(batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2))
                 yield len(batch)
 
-        return {**measure(counts(), t0), "num_workers": workers, "pin_memory": self.cuda}
+        return {**measure(counts(), t0), "num_workers": workers}
 
     def real_jpeg(self) -> dict[str, Any]:
         """The engine's default path on its JPEG photos: decode auto, in the actors on their GPU where they have one."""
@@ -375,17 +379,7 @@ class Bench:
                     one = {"path": [paths[i]], "bytes": [f.read()]}
                 return torch.from_numpy(decode_images(one, a.image_size, False, None, "")["image"][0])
 
-        workers = os.cpu_count() or 1
-        model = TorchModel(a.model, a.precision)
-        t0 = time.perf_counter()
-        loader = DataLoader(Photos(), batch_size=a.batch_size, num_workers=workers, pin_memory=self.cuda)
-
-        def counts() -> Iterator[int]:
-            for batch in loader:
-                model.classify(batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2))
-                yield len(batch)
-
-        return {**measure(counts(), t0), "num_workers": workers, "decoder": CPU_DECODER, "files": len(paths)}
+        return {**self._loader_case(Photos(), os.cpu_count() or 1), "decoder": CPU_DECODER, "files": len(paths)}
 
     def torch_dataloader_jpeg_gpu(self) -> dict[str, Any]:
         """Workers read the photos' bytes; the loop decodes each batch with the engine's decoder, then the model."""

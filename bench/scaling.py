@@ -12,6 +12,7 @@ the steady part, and what the Advisor predicted for the node beside what was mea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -20,7 +21,7 @@ import time
 
 from bench.run_bench import environment, start_warm_ray
 from engine import RunConfig, start
-from engine.core.defaults import Machine, pick_layout
+from engine.core.defaults import Machine, detect_machine, pick_layout
 
 
 def gpu_counts(text: str, available: int) -> list[int]:
@@ -41,9 +42,10 @@ def per_gpu_utilisation(points: list[dict], first_result_s: float | None) -> dic
     return {gpu: round(statistics.fmean(values), 1) for gpu, values in sorted(found.items())}
 
 
-def run_count(args: argparse.Namespace, gpus: int) -> dict:
+def run_count(args: argparse.Namespace, machine: Machine) -> dict:
     """Warm this count's actors once, then time it."""
-    layout = pick_layout("actor", Machine(gpus=gpus, gpu_mem_gb=args.gpu_mem_gb))
+    gpus = int(machine.gpus)
+    layout = pick_layout("actor", machine)
     config = RunConfig(model=args.model, **{**layout.settings(), "images": args.images, "precision": args.precision,
                                            "batch_size": args.batch_size},
                        object_store_limit_mb=args.object_store_limit_mb * gpus)  # fmt: skip
@@ -58,13 +60,14 @@ def run_count(args: argparse.Namespace, gpus: int) -> dict:
             "peak_object_store_bytes": s["peak_object_store_bytes"]}  # fmt: skip
 
 
-def advisor_prediction(args: argparse.Namespace, gpus: int) -> dict:
+def advisor_prediction(args: argparse.Namespace, machine: Machine) -> dict:
     """What the Advisor advises for this node and model (it predicts layout and memory, not throughput)."""
     import psutil
 
-    from engine.insight.advisor import advise, model_size_gb
+    from engine.insight.advisor import PLANNED_GPU, advise, model_size_gb
 
-    advice = advise(gpus=gpus, gpu_mem_gb=args.gpu_mem_gb, node_mem_gb=psutil.virtual_memory().total / 2**30,
+    gpu_mem_gb = machine.gpu_mem_gb or PLANNED_GPU["gpu_mem_gb"]  # where NVML cannot say, as the Advisor page starts
+    advice = advise(gpus=int(machine.gpus), gpu_mem_gb=gpu_mem_gb, node_mem_gb=psutil.virtual_memory().total / 2**30,
                     model_size_gb=model_size_gb(args.model))  # fmt: skip
     return {"concurrency": advice.concurrency, "batch_size": advice.batch_size, "binding": advice.binding}
 
@@ -76,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--images", type=int, default=500_000)
     p.add_argument("--gpus", default="", help="GPU counts to time, e.g. 1,2 (default: 1 and all)")
-    p.add_argument("--gpu-mem-gb", type=float, default=80.0, help="for the layout and the Advisor")
     p.add_argument("--object-store-limit-mb", type=int, default=2048, help="per GPU: each count's own bound")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
@@ -88,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"needs 2 or more GPUs; this host has {available}")
         return 2
     rows = []
+    host = detect_machine()  # the layout and the Advisor see this host's GPUs, only fewer of them
     for gpus in gpu_counts(args.gpus, available):
-        rows.append({**run_count(args, gpus), "advisor": advisor_prediction(args, gpus)})
+        machine = dataclasses.replace(host, gpus=float(gpus))
+        rows.append({**run_count(args, machine), "advisor": advisor_prediction(args, machine)})
         print(json.dumps(rows[-1]), flush=True)
     one = rows[0]["steady_images_per_sec"]
     for row in rows:

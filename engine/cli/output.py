@@ -5,6 +5,31 @@ from __future__ import annotations
 import json
 import sys
 
+STOP_WAIT_S = 180.0  # after Ctrl-C, how long to wait for the run to end (it may still be connecting or starting)
+
+
+def follow_until_done(run, draw, quiet: bool) -> bool:
+    """Wait for `run`, calling `draw(run)` every half second; Ctrl-C stops it. Returns whether Ctrl-C came.
+
+    After Ctrl-C the run is waited for (exiting while it still talks to Ray could hang in Ray's own
+    shutdown); a second Ctrl-C quits at once and records the run as stopped.
+    """
+    try:
+        while not run.wait(0.5):
+            if not quiet:
+                draw(run)
+        if not quiet:
+            sys.stderr.write("\n")
+        return False
+    except KeyboardInterrupt:
+        sys.stderr.write("\nstopping... (Ctrl-C again to quit without waiting)\n")
+        run.stop()
+        try:
+            run.wait(STOP_WAIT_S)
+        except KeyboardInterrupt:
+            run.finish("stopped", "the command was quit before the run ended")
+        return True
+
 
 def write_json(path: str | None, payload: dict) -> None:
     if path:

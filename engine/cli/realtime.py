@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli.output import write_json
+from engine.cli.output import follow_until_done, write_json
 from engine.cli.parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, number
 from engine.core.config import ConfigError
 from engine.core.models import MODEL_NAMES
 from engine.realtime.config import RealtimeConfig
-
-STOP_WAIT_S = 180.0  # after Ctrl-C, how long to wait for the run to end (it may still be starting its servers)
 
 
 def add_realtime_parser(sub) -> None:
@@ -49,19 +47,7 @@ def realtime_command(args: argparse.Namespace, command: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     run = runner().enqueue(RealtimeRun(config, origin="cli"))
-    try:
-        while not run.wait(0.5):
-            if not args.quiet:
-                _progress(run)
-        if not args.quiet:
-            sys.stderr.write("\n")
-    except KeyboardInterrupt:
-        sys.stderr.write("\nstopping... (Ctrl-C again to quit without waiting)\n")
-        run.stop()
-        try:
-            run.wait(STOP_WAIT_S)  # exiting while the run still talks to Ray could hang in Ray's own shutdown
-        except KeyboardInterrupt:
-            pass
+    follow_until_done(run, _progress, args.quiet)
     summary = run.summary or {"status": "stopped"}
     write_json(args.json_path, {**summary, "command": command})
     print(human(summary))

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli.output import human, progress_line, write_json
+from engine.cli.output import follow_until_done, human, progress_line, write_json
 from engine.cli.parser import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from engine.core.config import ConfigError, RunConfig
 from engine.core.defaults import Machine, detect_machine, fill, pick_layout
 from engine.observe.cluster import ClusterError
-
-STOP_WAIT_S = 180.0  # after Ctrl-C, how long to wait for the run to end (it may still be connecting to Ray)
 
 
 class Interrupted(Exception):
@@ -120,23 +118,15 @@ def follow(config: RunConfig, quiet: bool) -> dict:
     from engine.execution.runner import start
 
     run = start(config)
-    try:
-        while not run.wait(0.5):
-            if not quiet:
-                points = run.timeseries()
-                last = points[-1] if points else {"rows": 0, "images_per_sec": 0.0}
-                progress_line(last["rows"], run.total, last["images_per_sec"], run.phase)
-        if not quiet:
-            sys.stderr.write("\n")
-    except KeyboardInterrupt:
-        sys.stderr.write("\nstopping... (Ctrl-C again to quit without waiting)\n")
-        run.stop()
-        try:
-            run.wait(STOP_WAIT_S)  # exiting while the run still talks to Ray could hang in Ray's own shutdown
-        except KeyboardInterrupt:  # a second Ctrl-C: quit now, and record the run as what it is
-            run.finish("stopped", "the command was quit before the run ended")
-        raise Interrupted(run.summary or {"status": "stopped"}) from None
+    if follow_until_done(run, _progress, quiet):
+        raise Interrupted(run.summary or {"status": "stopped"})
     return run.summary
+
+
+def _progress(run) -> None:
+    points = run.timeseries()
+    last = points[-1] if points else {"rows": 0, "images_per_sec": 0.0}
+    progress_line(last["rows"], run.total, last["images_per_sec"], run.phase)
 
 
 def payload(command: str, summaries: list[dict]) -> dict:
