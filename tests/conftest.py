@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -17,6 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("PLAYGROUND_OBJECT_STORE_MB", "300")
 os.environ.setdefault("PLAYGROUND_CACHE", os.path.join(ROOT, ".cache-test"))
+# The suite's runs go to a store of its own, never into the history of the developer's own app.
+os.environ.setdefault("PLAYGROUND_DB", os.path.join(tempfile.mkdtemp(prefix="playground-tests-"), "runs.sqlite"))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from engine import RunConfig  # noqa: E402

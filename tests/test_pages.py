@@ -1,5 +1,6 @@
 """The pages through Streamlit's AppTest: labels, a real tiny run, errors, and the no-GPU path."""
 
+import json
 import os
 import time
 
@@ -200,3 +201,26 @@ def test_a_link_number_out_of_its_slider_range_is_named_and_ignored():
         "link setting batch='5000' ignored: must be a whole number from 1 to 1024",
         "link setting images='-16' ignored: must be a whole number from 16 to 20000",
     ]
+
+
+def test_a_run_from_the_history_replays_on_the_playground_once_picked(ray_local):
+    from engine.insight.replay import Replay
+    from ui.replay import DEMO_FILE
+    from ui.session import shared_runner
+
+    store = shared_runner().store
+    with open(DEMO_FILE) as f:
+        recorded = json.load(f)
+    for run in recorded["runs"]:
+        run["started_at"] = time.time()  # the newest in the history, whatever ran before
+    store.import_json(json.dumps(recorded))
+    try:
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        label = next(o for o in at.selectbox(key="pg_replay_pick").options if o.endswith(" · 9074a0b0f892"))
+        at.selectbox(key="pg_replay_pick").set_value(label).run()
+        next(b for b in at.button if b.label == "Replay it").click().run()
+        assert not at.exception and not at.error
+        replay = at.session_state["pg_follow"]
+        assert isinstance(replay, Replay) and replay.config.pipeline == "actor" and "× NVIDIA" in replay.label
+    finally:
+        store.delete(["9074a0b0f892", "5bb376eb59a4"])

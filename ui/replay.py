@@ -31,7 +31,7 @@ def picker() -> None:
         if records:
             picked = st.selectbox("Recorded run", list(records), key="pg_replay_pick")
             if st.button("Replay it"):
-                start_replay([records[picked]])
+                start_replay(_fetch([records[picked]]))
         upload = st.file_uploader("…or an export file (JSON)", type="json", key="pg_replay_file")
         if upload is not None and st.button("Replay the file's runs"):
             start_replay(_read(upload.getvalue().decode("utf-8", "replace")))
@@ -40,15 +40,20 @@ def picker() -> None:
                 start_replay(_read(f.read()))
 
 
-def recorded_runs(limit: int = 30) -> dict[str, dict]:
-    """Finished runs in this server's history that recorded samples, newest first, by label."""
-    store = shared_runner().store
+def recorded_runs(limit: int = 30) -> dict[str, str]:
+    """Ended runs in this server's history, newest first: their ids by label (a record is read once picked)."""
     found = {}
-    for row in store.history(limit=limit):
+    for row in shared_runner().store.history(limit=limit):
         if row["status"] in ("finished", "stopped", "failed"):
             when = datetime.fromtimestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M")
             found[f"{when} · {row['pipeline']} · {row['model']} · {row['status']} · {row['id']}"] = row["id"]
-    return {label: store.get(run_id) for label, run_id in found.items()}
+    return found
+
+
+def _fetch(run_ids: list[str]) -> list[dict]:
+    """The stored records of these runs (one that vanished meanwhile is left out)."""
+    store = shared_runner().store
+    return [record for record in map(store.get, run_ids) if record is not None]
 
 
 def start_replay(records: list[dict]) -> None:
@@ -82,7 +87,7 @@ def pair_picker() -> None:
         picked_naive = st.selectbox("Naive run", list(naive), key="cmp_replay_naive") if naive else None
         picked_actor = st.selectbox("Actor run", list(actor), key="cmp_replay_actor") if actor else None
         if picked_naive and picked_actor and st.button("Replay this pair"):
-            _line_up([naive[picked_naive], actor[picked_actor]])
+            _line_up(_fetch([naive[picked_naive], actor[picked_actor]]))
         if os.path.exists(DEMO_FILE) and st.button("Replay the demo pair (a GPU run)"):
             with open(DEMO_FILE) as f:
                 _line_up(_read(f.read()))
