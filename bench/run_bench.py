@@ -57,6 +57,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,7 +74,7 @@ import engine.execution.steps
 from engine import RunConfig, start
 from engine.core.config import ConfigError
 from engine.core.data import build_dataset, decode_images, ensure_jpegs, synthetic_image
-from engine.core.decode import CPU_DECODER, DECODER_ENV, BatchDecoder, nvimgcodec_installed
+from engine.core.decode import CPU_DECODER, DECODER_ENV, NVIMGCODEC_MIXES, BatchDecoder, nvimgcodec_installed
 from engine.core.defaults import Machine, pick_layout
 from engine.core.inference import MEAN, STD
 from engine.core.models import build_model, weights_kind
@@ -211,8 +212,9 @@ def engine_case(config: RunConfig, timeout_s: float = 3600) -> dict[str, Any]:
     if run.status != "finished":
         raise RuntimeError(run.error or run.status)
     first = s["first_result_s"]
-    utils = [p["gpu_util_pct"] for p in s["timeseries"] if first is not None and p["t"] >= first]
-    utils = [u for u in utils if u is not None]
+    after_first = [p for p in s["timeseries"] if first is not None and p["t"] >= first]
+    utils = [p["gpu_util_pct"] for p in after_first if p["gpu_util_pct"] is not None]
+    jpeg = [g["jpeg_util_pct"] for p in after_first for g in p.get("gpus") or [] if g.get("jpeg_util_pct") is not None]
     steady, source = s["steady_images_per_sec"], "engine timeseries"
     if steady is None and first is not None and s["seconds"] > first:  # too short for two samples
         steady, source = (s["rows"] - min(config.batch_size, s["rows"])) / (s["seconds"] - first), "coarse"
@@ -221,6 +223,7 @@ def engine_case(config: RunConfig, timeout_s: float = 3600) -> dict[str, Any]:
     full_pool = steady_rate(s["timeseries"], loads_end[-1]) if loads_end else None  # once every actor is up
     return dict(images=s["rows"], steady_images_per_sec=steady, steady_source=source, first_result_s=first,
                 gpu_util_mean=round(statistics.fmean(utils), 1) if utils else None, seconds=s["seconds"],
+                jpeg_util_mean=round(statistics.fmean(jpeg), 1) if jpeg else None,
                 model_loads=s["model_loads"], loads_end_s=loads_end, full_pool_images_per_sec=full_pool,
                 startup=s["startup"], operator=(plan.splitlines() or [None])[0], _summary=s)  # fmt: skip
 
@@ -421,19 +424,22 @@ class Bench:
         return paths
 
     def decode_profile(self) -> dict[str, Any]:
-        """Where a GPU-decode batch's time goes, in this process without Ray: each of the engine's decoders alone
-        (resize included), the model alone, and both one after the other, as one actor call does them (img/s,
-        synchronised). PIL, the engine's CPU decode, is timed alone for scale (one core)."""
+        """Where a GPU-decode batch's time goes, in this process without Ray, for each of the engine's decoders
+        (`engine.core.decode.NVIMGCODEC_MIXES` and torchvision): the decoder alone, then with the resize, then
+        with the model after it, as one actor call does them; and `pool_threads` threads, each with its own
+        decoder and CUDA stream, decoding and classifying at once, as a GPU's actors do (img/s, synchronised).
+        The model alone and PIL (the engine's CPU decode, one core) are timed for scale."""
         a = self.args
-        files = self._jpegs(min(a.batch_size * (8 if self.cuda else 2), self.jpeg_images))
+        files = self._jpegs(min(a.batch_size * (16 if self.cuda else 2), self.jpeg_images))
         blobs = [open(p, "rb").read() for p in files]
         batches = [
             (files[i : i + a.batch_size], blobs[i : i + a.batch_size]) for i in range(0, len(blobs), a.batch_size)
         ]
         model = TorchModel(a.model, a.precision)
         sync = torch.cuda.synchronize if self.cuda else (lambda: None)
+        threads = self.tuned.concurrency
 
-        def rate(step: Callable[[list[str], list[bytes]], Any], rounds: int = 3 if self.cuda else 1) -> float:
+        def rate(step: Callable[[list[str], list[bytes]], Any], rounds: int = 2 if self.cuda else 1) -> float:
             for b in batches[:2]:
                 step(*b)  # warm-up: decoder state, cudnn autotuning
             sync()
@@ -444,20 +450,44 @@ class Bench:
             sync()
             return round(rounds * len(files) / (time.perf_counter() - t), 1)
 
-        kinds = ["torchvision", *(["nvimgcodec"] if self.cuda and nvimgcodec_installed() else [])]
-        decoders = {d.name: d for d in (BatchDecoder.for_device(model.device, a.image_size, kind) for kind in kinds)}
-        result: dict[str, Any] = {"batch_size": a.batch_size, "batches": len(batches),
+        def pool_rate(kind: str) -> float:
+            decoders = [BatchDecoder.for_device(model.device, a.image_size, kind) for _ in range(threads)]
+
+            def work(decode: BatchDecoder) -> None:
+                with torch.inference_mode(), torch.cuda.stream(torch.cuda.Stream(model.device)):
+                    for b in batches:
+                        model.classify(decode(*b).images)
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, decoders[:1]))  # warm-up
+                t = time.perf_counter()
+                list(pool.map(work, decoders))
+            return round(threads * len(files) / (time.perf_counter() - t), 1)
+
+        kinds = ["torchvision", *(NVIMGCODEC_MIXES if self.cuda and nvimgcodec_installed() else [])]
+        result: dict[str, Any] = {"batch_size": a.batch_size, "batches": len(batches), "pool_threads": threads,
                                   "jpeg_bytes_mean": round(statistics.fmean(map(len, blobs)))}  # fmt: skip
         result[CPU_DECODER] = {"decode_only_images_per_sec": rate(
             lambda paths, data: decode_images({"path": paths, "bytes": data}, a.image_size, True, None, ""), 1
         )}  # fmt: skip
         with torch.inference_mode():
-            first = next(iter(decoders.values()))(*batches[0]).images
+            first = BatchDecoder.for_device(model.device, a.image_size, "torchvision")(*batches[0]).images
             result["model_only_images_per_sec"] = rate(lambda paths, data: model.logits(first[: len(data)]))
-            for name, decode in decoders.items():
-                both = rate(lambda paths, data, d=decode: model.classify(d(paths, data).images))
-                result[name] = {"decode_only_images_per_sec": rate(decode), "decode_then_model_images_per_sec": both}
-                say(f"  {name}: {result[name]}")
+            for kind in kinds:
+                try:
+                    decode = BatchDecoder.for_device(model.device, a.image_size, kind)
+                    result[kind] = {
+                        "decoder": decode.name,
+                        "decoder_only_images_per_sec": rate(lambda paths, data, d=decode: d.decode_jpegs(data)),
+                        "decode_only_images_per_sec": rate(decode),
+                        "decode_then_model_images_per_sec": rate(
+                            lambda paths, data, d=decode: model.classify(d(paths, data).images)
+                        ),
+                        "pool_images_per_sec": pool_rate(kind) if self.cuda else None,
+                    }
+                except Exception as exc:  # one decoder that cannot run here does not end the profile
+                    result[kind] = {"error": f"{type(exc).__name__}: {exc}"}
+                say(f"  {kind}: {result[kind]}")
         return result
 
     def monitoring_overhead(self) -> dict[str, Any]:
@@ -544,16 +574,20 @@ def fmt(value: Any, spec: str = ".1f") -> str:
 
 def table(cases: dict[str, dict]) -> str:
     ceiling = cases.get("ceiling", {}).get("steady_images_per_sec")
-    lines = ["| case | steady img/s | % of ceiling | first result s | GPU util % | decoder |"]
-    lines.append("|---|---:|---:|---:|---:|---|")
+    lines = ["| case | steady img/s | % of ceiling | first result s | GPU util % | JPEG engines % | decoder |"]
+    lines.append("|---|---:|---:|---:|---:|---:|---|")
     for name, c in cases.items():
         if "error" in c or "skipped" in c:
-            lines.append(f"| {name} | {'error: ' + c['error'][:80] if 'error' in c else 'skipped'} | | | | |")
+            lines.append(f"| {name} | {'error: ' + c['error'][:80] if 'error' in c else 'skipped'} | | | | | |")
             continue
         rate = c.get("steady_images_per_sec")
         pct = rate / ceiling * 100 if rate and ceiling else None
-        first, util = fmt(c.get("first_result_s"), ".2f"), fmt(c.get("gpu_util_mean"))
-        lines.append(f"| {name} | {fmt(rate)} | {fmt(pct)} | {first} | {util} | {c.get('decoder') or '-'} |")
+        first, util, jpeg = (
+            fmt(c.get("first_result_s"), ".2f"),
+            fmt(c.get("gpu_util_mean")),
+            fmt(c.get("jpeg_util_mean")),
+        )
+        lines.append(f"| {name} | {fmt(rate)} | {fmt(pct)} | {first} | {util} | {jpeg} | {c.get('decoder') or '-'} |")
     return "\n".join(lines)
 
 
@@ -646,7 +680,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--gpu-decoder",
         default="auto",
-        choices=("auto", "nvimgcodec", "torchvision"),
+        choices=("auto", "torchvision", *NVIMGCODEC_MIXES),
         help=f"GPU decode everywhere ({DECODER_ENV}): auto = nvImageCodec where installed and the GPU has JPEG engines",
     )
     p.add_argument("--streaming-images", type=int, default=None, help="default 1,000,000 (smoke 20,000)")
@@ -669,8 +703,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for name in positive:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
-    if args.gpu_decoder == "nvimgcodec" and not (nvimgcodec_installed() and torch.cuda.is_available()):
-        p.error("--gpu-decoder nvimgcodec needs a CUDA GPU and `pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg`")
+    if args.gpu_decoder in NVIMGCODEC_MIXES and not (nvimgcodec_installed() and torch.cuda.is_available()):
+        p.error(
+            f"--gpu-decoder {args.gpu_decoder} needs a CUDA GPU and `pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg`"
+        )
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(args.cases) - set(CASES + SECTIONS))
     if unknown:

@@ -13,6 +13,7 @@ from engine.execution import connection
         (run_bench.parse, ["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
         (run_bench.parse, ["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
         (run_bench.parse, ["--calls-per-actor", "0"], "--calls-per-actor must be at least 1"),
+        (run_bench.parse, ["--gpu-decoder", "nvimgcodec-hw+cpu"], "--gpu-decoder nvimgcodec-hw+cpu needs a CUDA GPU"),
         (gpu_sharing.main, ["--layouts", "4x"], "want PROCESSESxTHREADS"),
         (gpu_sharing.main, ["--layouts", "0x2"], "processes and threads must be at least 1"),
         (gpu_sharing.main, ["--inputs", "disk"], "want host, device or host,device"),
@@ -27,6 +28,24 @@ def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys)
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
+
+
+def test_speedups_and_the_table_come_from_steady_rates_and_say_which_decoder_ran():
+    cases = {
+        "ceiling": {"steady_images_per_sec": 10000.0, "gpu_util_mean": 99.0},
+        "real_jpeg": {
+            "steady_images_per_sec": 8000.0,
+            "first_result_s": 1.5,
+            "gpu_util_mean": 90.0,
+            "jpeg_util_mean": 70.25,
+            "decoder": "nvimgcodec (hardware)",
+        },  # fmt: skip
+        "torch_dataloader_jpeg_cpu": {"steady_images_per_sec": None},  # too short for a steady rate
+    }
+    ratios = run_bench.speedups(cases)
+    assert ratios["real_jpeg_vs_ceiling"] == 0.8 and ratios["real_jpeg_vs_dataloader_jpeg_cpu"] is None
+    row = next(line for line in run_bench.table(cases).splitlines() if line.startswith("| real_jpeg "))
+    assert row == "| real_jpeg | 8000.0 | 80.0 | 1.50 | 90.0 | 70.2 | nvimgcodec (hardware) |"
 
 
 def test_a_layout_the_engine_refuses_stops_the_benchmark_before_ray_starts(capsys, monkeypatch):

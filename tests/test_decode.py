@@ -15,7 +15,16 @@ import torch
 from PIL import Image
 
 from engine.core.config import ConfigError, RunConfig
-from engine.core.decode import CPU_DECODER, BatchDecoder, decodes_in_actors, is_jpeg, resize_batch
+from engine.core.decode import (
+    CPU_DECODER,
+    DEFAULT_MIX,
+    NVIMGCODEC_MIXES,
+    BatchDecoder,
+    decodes_in_actors,
+    is_jpeg,
+    nvimgcodec_backends,
+    resize_batch,
+)
 from engine.observe import nvml
 from tests.conftest import finish
 
@@ -176,6 +185,17 @@ def test_the_cpu_device_decoder_is_torchvision_and_says_so():
     out = decoder(list(files), list(files.values()))
     assert decoder.name == "torchvision (CPU)" and not decoder.gpu
     assert sorted(out.keys) == sorted(set(files) - set(BAD)) and out.on_gpu == 0 and out.on_cpu == 7
+
+
+def test_each_nvimgcodec_mix_builds_its_backends_in_order_and_only_a_split_adapts():
+    """nvImageCodec's backend objects need no GPU; a typo in a kind or a policy fails here, not on a GPU host."""
+    nvimgcodec = pytest.importorskip("nvidia.nvimgcodec")
+    for name, (_, mix) in NVIMGCODEC_MIXES.items():
+        backends = nvimgcodec_backends(mix)
+        assert [b.backend_kind.name for b in backends] == [kind for kind, _ in mix], name
+        adaptive = {b.load_hint_policy == nvimgcodec.LoadHintPolicy.ADAPTIVE_MINIMIZE_IDLE_TIME for b in backends}
+        assert adaptive == {mix[0][1] < 1}, name
+    assert NVIMGCODEC_MIXES[DEFAULT_MIX][0] == "hardware"
 
 
 def test_the_actor_decodes_bytes_and_refuses_or_skips_a_bad_file():
@@ -346,7 +366,8 @@ def test_the_benchmarks_jpeg_cases_run_on_a_cpu(ray_local, tmp_path, monkeypatch
     assert decoders == {"real_jpeg": CPU_DECODER, "real_jpeg_cpu_decode": CPU_DECODER,
                         "torch_dataloader_jpeg_cpu": CPU_DECODER,
                         "torch_dataloader_jpeg_gpu": "torchvision (CPU)"}  # fmt: skip
-    assert report["speedups"]["real_jpeg_vs_dataloader_jpeg_cpu"] is not None
+    # A run this small can deliver all its rows at once, leaving no steady rate; the ratio is test_bench_args'.
+    assert "real_jpeg_vs_dataloader_jpeg_cpu" in report["speedups"]
 
 
 # --- on an NVIDIA GPU --------------------------------------------------------------------------
@@ -372,7 +393,7 @@ def test_the_cli_decodes_on_the_gpu(tmp_path, decode):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
     assert summary["rows"] == 256 and summary["decoded_on_gpu"] == 256 and summary["decoded_on_cpu"] == 0
-    assert summary["decoder"] in ("nvimgcodec (hardware)", "nvimgcodec (CUDA)", "torchvision (CUDA)")
+    assert summary["decoder"].startswith(("nvimgcodec (", "torchvision (CUDA)"))
     assert f"decoded by {summary['decoder']}" in result.stdout
     assert 0 < summary["decode_share"] < 1
 
@@ -386,4 +407,4 @@ def test_a_mixed_folder_on_the_gpu_path(ray_local, tiny, mixed_folder):
     assert summary["rows"] == 7 and sorted(os.path.basename(n) for n in summary["skipped_names"]) == BAD
     assert summary["decoded_on_gpu"] >= 2  # the plain colour JPEGs at least; CMYK and gray may need PIL
     assert summary["decoded_on_gpu"] + summary["decoded_on_cpu"] == 7
-    assert summary["decoder"] in ("nvimgcodec (hardware)", "nvimgcodec (CUDA)", "torchvision (CUDA)")
+    assert summary["decoder"].startswith(("nvimgcodec (", "torchvision (CUDA)"))

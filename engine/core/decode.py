@@ -32,7 +32,20 @@ log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"  # SOI marker, then the first segment's marker
 CPU_DECODER = "PIL (CPU)"
 NVIMGCODEC_CPU_THREADS = 4  # an actor's nvImageCodec decoder keeps a pool of this many; a GPU holds several actors
-DECODER_ENV = "PLAYGROUND_GPU_DECODER"  # nvimgcodec or torchvision: overrides the choice below
+DECODER_ENV = "PLAYGROUND_GPU_DECODER"  # torchvision or a name from NVIMGCODEC_MIXES: overrides the choice below
+
+# The ways nvImageCodec can share each batch between its decoders: the name the run reports, then
+# (backend, its first share of the batch), first to last. A share below 1 is adaptive: each batch's
+# split moves so that the decoders finish together. A file a backend cannot read (a progressive JPEG
+# on the hardware engines) goes to the next. Where the GPU has no JPEG engines, "cuda" decodes.
+NVIMGCODEC_MIXES: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
+    "nvimgcodec": ("hardware", (("HW_GPU_ONLY", 1.0), ("GPU_ONLY", 1.0))),
+    "nvimgcodec-hw+cuda": ("hardware + CUDA", (("HW_GPU_ONLY", 0.7), ("GPU_ONLY", 1.0))),
+    "nvimgcodec-hw+hybrid": ("hardware + hybrid", (("HW_GPU_ONLY", 0.7), ("HYBRID_CPU_GPU", 1.0))),
+    "nvimgcodec-hw+cpu": ("hardware + CPU", (("HW_GPU_ONLY", 0.7), ("CPU_ONLY", 1.0))),
+    "cuda": ("CUDA", (("GPU_ONLY", 1.0),)),
+}
+DEFAULT_MIX = "nvimgcodec"
 
 # One batch of JPEG bytes -> one image per file (CHW uint8 on the device) or None where that file failed;
 # raising means the whole batch failed.
@@ -184,15 +197,16 @@ def pick(device, prefer: str | None = None) -> tuple[str, BatchFn]:
 
     On a GPU: nvImageCodec where it imports and the GPU has hardware JPEG engines (NVML reads their
     utilisation), else torchvision's nvJPEG. On a CPU: torchvision's libjpeg-turbo. `prefer`
-    ("nvimgcodec" or "torchvision") forces one where it can run.
+    ("torchvision" or a name from NVIMGCODEC_MIXES) forces one where it can run.
     """
     if device.type != "cuda":
         return "torchvision (CPU)", _torchvision_fn(device)
     if prefer != "torchvision" and nvimgcodec_installed():
         engines = _has_jpeg_engines(device)
-        if engines or prefer == "nvimgcodec":
+        if engines or prefer in NVIMGCODEC_MIXES:
+            mix = (prefer if prefer in NVIMGCODEC_MIXES else DEFAULT_MIX) if engines else "cuda"
             try:
-                return f"nvimgcodec ({'hardware' if engines else 'CUDA'})", _nvimgcodec_fn(device)
+                return f"nvimgcodec ({NVIMGCODEC_MIXES[mix][0]})", _nvimgcodec_fn(device, NVIMGCODEC_MIXES[mix][1])
             except Exception as exc:  # it cannot start (no nvJPEG library): say so once, in the actor's log
                 log.warning("nvImageCodec cannot decode on %s (%s); using torchvision", device, exc)
     return "torchvision (CUDA)", _torchvision_fn(device)
@@ -218,24 +232,41 @@ def _torchvision_fn(device) -> BatchFn:
     return decode
 
 
-def _nvimgcodec_fn(device) -> BatchFn:
-    """nvImageCodec on the hardware JPEG engines, its CUDA decoder for what they cannot do (progressive files).
+def nvimgcodec_backends(mix: Sequence[tuple[str, float]]) -> list[Any]:
+    """nvImageCodec's backends for one of NVIMGCODEC_MIXES' lists, in order, each with its share and policy."""
+    from nvidia import nvimgcodec
+
+    adaptive, fixed = nvimgcodec.LoadHintPolicy.ADAPTIVE_MINIMIZE_IDLE_TIME, nvimgcodec.LoadHintPolicy.FIXED
+    split = len(mix) > 1 and mix[0][1] < 1
+    return [
+        nvimgcodec.Backend(getattr(nvimgcodec, kind), load_hint=share, load_hint_policy=adaptive if split else fixed)
+        for kind, share in mix
+    ]
+
+
+def _nvimgcodec_fn(device, mix: Sequence[tuple[str, float]]) -> BatchFn:
+    """nvImageCodec with the given backends.
 
     It decodes on the calling thread's current CUDA stream, so a batch's decode overlaps the model's
-    forward pass of another thread's batch.
+    forward pass of another thread's batch. What its CPU backend decodes comes back in host memory.
     """
     import torch
     from nvidia import nvimgcodec
 
-    backends = [nvimgcodec.Backend(nvimgcodec.HW_GPU_ONLY), nvimgcodec.Backend(nvimgcodec.GPU_ONLY)]
     decoder = nvimgcodec.Decoder(device_id=device.index or 0, max_num_cpu_threads=NVIMGCODEC_CPU_THREADS,
-                                 backends=backends)  # fmt: skip
+                                 backends=nvimgcodec_backends(mix))  # fmt: skip
     params = nvimgcodec.DecodeParams(color_spec=nvimgcodec.ColorSpec.SRGB)
+    host = nvimgcodec.ImageBufferKind.STRIDED_HOST
+
+    def tensor(image):
+        if image.buffer_kind == host:
+            return torch.from_numpy(np.asarray(image)).to(device, non_blocking=True).permute(2, 0, 1)
+        return torch.as_tensor(image, device=device).permute(2, 0, 1)
 
     def decode(blobs: Sequence[bytes]) -> list[Any]:
         streams = [nvimgcodec.CodeStream(bytes(blob)) for blob in blobs]
         stream = torch.cuda.current_stream(device).cuda_stream
         images = decoder.decode(streams, params=params, cuda_stream=stream)
-        return [None if image is None else torch.as_tensor(image, device=device).permute(2, 0, 1) for image in images]
+        return [None if image is None else tensor(image) for image in images]
 
     return decode
