@@ -58,6 +58,12 @@ class Runner:
         self._queue.put(lambda: self._execute(run))
         return run
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until everything queued so far is done, each run's top-up of warm workers included."""
+        done = threading.Event()
+        self._queue.put(done.set)
+        return done.wait(timeout)
+
     @property
     def warming(self) -> bool:
         return not self._warmed.is_set()
