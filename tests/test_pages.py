@@ -45,6 +45,27 @@ def run_until(at: AppTest, done, timeout: float = 180) -> AppTest:
     raise AssertionError("page never reached the expected state")
 
 
+@pytest.mark.app
+def test_every_control_and_launch_are_drawn_while_ray_still_starts(monkeypatch):
+    """The first paint never waits for Ray (the browser test times it): with Ray's start-up still going,
+    the page is whole and the sidebar says how long it has been."""
+    import ui.notices
+    import ui.sidebar
+
+    class Starting:
+        info = error = None
+        starting = True
+        started = time.time() - 4
+
+    for module in (ui.session, ui.sidebar, ui.notices):
+        monkeypatch.setattr(module, "ray_startup", lambda address: Starting)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    for kind, expected in LABELS.items():
+        assert expected <= labels(at, kind), kind
+    assert any("Starting Ray… 4 s (Launch works already)" in c.value for c in at.caption)
+
+
 def test_playground_has_every_labelled_control(app):
     assert not app.exception
     weights = [c.value for c in app.caption if "M parameters" in c.value]
