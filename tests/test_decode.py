@@ -187,6 +187,16 @@ def test_the_cpu_device_decoder_is_torchvision_and_says_so():
     assert sorted(out.keys) == sorted(set(files) - set(BAD)) and out.on_gpu == 0 and out.on_cpu == 7
 
 
+def test_an_unknown_decoder_name_is_named_in_the_log_and_the_default_decodes(monkeypatch):
+    from engine.core import decode
+
+    said = []
+    monkeypatch.setattr(decode.log, "warning", lambda message, *args: said.append(message % args))
+    decoder = BatchDecoder.for_device(torch.device("cpu"), SIZE, "nvimgcodec-hw+cdua")
+    assert decoder.name == "torchvision (CPU)"
+    assert len(said) == 1 and said[0].startswith("PLAYGROUND_GPU_DECODER=nvimgcodec-hw+cdua is not torchvision or")
+
+
 def test_each_nvimgcodec_mix_builds_its_backends_in_order_and_only_a_split_adapts():
     """nvImageCodec's backend objects need no GPU; a typo in a kind or a policy fails here, not on a GPU host."""
     nvimgcodec = pytest.importorskip("nvidia.nvimgcodec")

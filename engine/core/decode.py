@@ -199,6 +199,9 @@ def pick(device, prefer: str | None = None) -> tuple[str, BatchFn]:
     utilisation), else torchvision's nvJPEG. On a CPU: torchvision's libjpeg-turbo. `prefer`
     ("torchvision" or a name from NVIMGCODEC_MIXES) forces one where it can run.
     """
+    if prefer and prefer != "torchvision" and prefer not in NVIMGCODEC_MIXES:
+        log.warning("%s=%s is not torchvision or one of %s: choosing as if unset", DECODER_ENV, prefer,
+                    ", ".join(NVIMGCODEC_MIXES))  # fmt: skip
     if device.type != "cuda":
         return "torchvision (CPU)", _torchvision_fn(device)
     if prefer != "torchvision" and nvimgcodec_installed():
