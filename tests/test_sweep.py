@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from engine import ConfigError
 from engine.cli import main
 from engine.insight.sweep import Sweep, parse_grid
+from tests.conftest import TINY
 from tests.test_pages import APP, run_until
 
 
@@ -23,6 +24,19 @@ def test_grid_parsing_refuses_bad_lists_in_one_line():
 def test_a_bad_grid_is_refused_before_anything_runs(tiny):
     with pytest.raises(ConfigError, match="batch_size"):
         Sweep(tiny, [0, 8], [1], [1])
+
+
+def test_rows_all_arriving_at_once_have_no_steady_rate_and_cells_then_rank_by_the_whole_run():
+    from engine.insight.summary import steady_rate
+
+    at_once = [{"t": 0.5, "rows": 0}, {"t": 5.1, "rows": 24}, {"t": 5.6, "rows": 24}]
+    assert steady_rate(at_once, first_result_s=5.1) is None  # not a rate of zero
+    flowing = [{"t": 5.1, "rows": 8}, {"t": 6.1, "rows": 16}, {"t": 7.1, "rows": 24}]
+    assert steady_rate(flowing, first_result_s=5.1) == 8.0
+    sweep = Sweep(TINY, [8, 16], [1], [1])
+    for cell, steady, whole in zip(sweep.cells, (None, 12.0), (4.6, 9.0), strict=True):
+        cell.status, cell.steady_images_per_sec, cell.images_per_sec = "finished", steady, whole
+    assert sweep.measure() == "images_per_sec" and sweep.recommended() is sweep.cells[1]
 
 
 def skip_where_256_cpu_actors_fit() -> None:

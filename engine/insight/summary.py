@@ -37,11 +37,15 @@ def startup_phases(launched: float, connected: float | None, workers: dict) -> d
 
 
 def steady_rate(points: list[dict], first_result_s: float | None) -> float | None:
-    """Images/sec from the first result to the end: the rate once start-up is paid."""
+    """Images/sec from the first result to the end: the rate once start-up is paid.
+
+    None where that window is too short to say: fewer than two samples, or no rows done after the first
+    sample of it (a short run whose rows all arrived at once has no steady rate, not a rate of zero).
+    """
     if first_result_s is None or not points:
         return None
     after = [p for p in points if p["t"] >= first_result_s]
-    if len(after) < 2 or after[-1]["t"] <= after[0]["t"]:
+    if len(after) < 2 or after[-1]["t"] <= after[0]["t"] or after[-1]["rows"] <= after[0]["rows"]:
         return None
     return (after[-1]["rows"] - after[0]["rows"]) / (after[-1]["t"] - after[0]["t"])
 
