@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -73,6 +74,11 @@ def ray_local():
 
     connection.connect(None, warm=True)
     yield runner()
+    # Ray shuts down as pytest exits: a warm-up or top-up still going would then log to a closed stream.
+    deadline = time.time() + 120
+    while runner().warming and time.time() < deadline:
+        time.sleep(0.2)
+    runner().wait_idle(max(0.0, deadline - time.time()))
 
 
 @pytest.fixture

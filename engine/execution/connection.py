@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
+from engine import ray_compat
 from engine.core.errors import redact
 from engine.execution import reaper
 from engine.observe.cluster import ClusterError
@@ -29,10 +31,38 @@ _lock = threading.Lock()
 _connected: dict[str, str | None] = {}
 _users: list[tuple[str, bool]] = []  # what holds the current connection, and whether briefly; a switch needs none
 _idle = threading.Condition()
-# Ray's local processes die with the *thread* that started them (Linux parent-death
-# signal), and Streamlit runs each script pass on a short-lived thread. So Ray is
-# always started from this one thread, which lives as long as the process.
-_owner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
+
+
+class _OwnerThread:
+    """One thread that runs what it is given, in order: the thread every local Ray is started from.
+
+    Ray's local processes die with the *thread* that started them (Linux parent-death signal), and
+    Streamlit runs each script pass on a short-lived thread; this one lives as long as the process.
+    It is a daemon: Python's exit joins a ThreadPoolExecutor's thread before the exit handlers run,
+    which would end the GCS and raylet before Ray's own exit handler says goodbye to them (it then
+    waits 5 s for a GCS that is gone, at every exit).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="ray-owner", daemon=True).start()
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, fn, args = self._queue.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the caller, as an executor would
+                    future.set_exception(exc)
+
+
+_owner = _OwnerThread()
 _torch_ready_workers = threading.Event()  # set by connect(warm=True), for good
 _reaping = threading.Event()  # set once a reaper watches this process (engine.execution.reaper)
 PROBE_TIMEOUT_S = 3.0  # a cluster address whose GCS port does not accept a connection this soon is refused
@@ -166,11 +196,12 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
     if _torch_ready_workers.is_set():
         kwargs["runtime_env"]["worker_process_setup_hook"] = SETUP_HOOK
     try:
-        if join_running:
+        running = _running_local_ray() if join_running else None
+        if running:
             try:
-                ray.init(address="auto", **{**kwargs, "runtime_env": _joined_env(kwargs)})
+                ray.init(address=running, **{**kwargs, "runtime_env": _joined_env(kwargs)})
                 return ray.get_runtime_context().gcs_address
-            except ConnectionError:  # no Ray runs on this machine: start one
+            except ConnectionError:  # no Ray runs on this machine after all: start one
                 pass
         if wanted:
             ray.init(address=wanted, **{**kwargs, "runtime_env": _joined_env(kwargs)})
@@ -187,6 +218,22 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
         where = "join Ray at " + wanted if wanted else "start local Ray"
         raise ClusterError(redact(f"could not {where}: {exc}".splitlines()[0])) from exc
     return wanted
+
+
+def _running_local_ray() -> str | None:
+    """The address of a Ray already running on this machine that answers, else None (then one is started).
+
+    A head killed without `ray stop` leaves its address behind, and `ray.init` would wait on it for minutes.
+    """
+    found = ray_compat.running_cluster_address()
+    if not found:
+        return None
+    try:
+        _check_reachable(found)
+    except ClusterError as exc:
+        log.warning("the Ray last started on this machine is gone (%s): starting a local one", exc)
+        return None
+    return found
 
 
 def _joined_env(kwargs: dict) -> dict:

@@ -14,6 +14,7 @@ from engine.ray_compat.cluster_state import (
     list_nodes,
     object_store,
     prestart,
+    running_cluster_address,
     token_auth_enabled,
 )
 from engine.ray_compat.execution import (
@@ -59,6 +60,7 @@ __all__ = [
     "operator_stats",
     "plan_texts",
     "prestart",
+    "running_cluster_address",
     "register_execution_hooks",
     "shut_down",
     "store_budget_fraction",

@@ -124,6 +124,18 @@ def prestart(address: str, port: int, count: int, keep_alive_s: int) -> bool:
     return True
 
 
+@private("finding a Ray running on this machine", fallback=lambda: "auto")
+def running_cluster_address() -> str | None:
+    """The address `ray.init(address="auto")` would join: the last `ray start` here (Ray's current-cluster
+    file, which outlives a head that was killed), else a GCS process running here; None where there is none."""
+    from ray._private import services
+
+    try:
+        return services.canonicalize_bootstrap_address("auto")
+    except ConnectionError:  # Ray's "no running instance found"
+        return None
+
+
 @private("token authentication check")
 def token_auth_enabled() -> bool:
     """Whether this Ray authenticates its RPCs with a token."""
