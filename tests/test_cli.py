@@ -106,7 +106,7 @@ def test_ctrl_c_on_a_fresh_local_ray_records_the_run_as_stopped_and_no_trace_of_
         [sys.executable, "-m", "engine", "run", "--pipeline", "naive", "--images", "50000", "--image-size", "32",
          "--block-size-mb", "1", "--json", f"{where}/run.json"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_at_a_terminal,
-        env={**os.environ, "RAY_AUTH_TOKEN": SECRET, "RAY_TMPDIR": where, "PLAYGROUND_DB": db},
+        env={**os.environ, "RAY_ADDRESS": "local", "RAY_AUTH_TOKEN": SECRET, "RAY_TMPDIR": where, "PLAYGROUND_DB": db},
     )  # fmt: skip
     try:
         deadline = time.time() + 180

@@ -41,13 +41,13 @@ def test_the_address_a_killed_ray_left_behind_is_refused_in_one_line_and_a_local
     from engine.execution import connection
 
     said = []
-    monkeypatch.setattr(connection.ray_compat, "running_cluster_address", lambda: "127.0.0.1:1")  # nothing there
+    monkeypatch.setattr(connection.ray_compat, "running_cluster_addresses", lambda: ["127.0.0.1:1"])  # nothing there
     monkeypatch.setattr(connection.log, "warning", lambda msg, *args: said.append(msg % args))
     started = time.time()
     assert connection._running_local_ray() is None  # the CLI then starts a Ray of its own
     assert time.time() - started < connection.PROBE_TIMEOUT_S + 1  # never Ray's minutes of retrying
-    assert len(said) == 1 and said[0].startswith("the Ray last started on this machine is gone (could not join")
-    monkeypatch.setattr(connection.ray_compat, "running_cluster_address", lambda: None)
+    assert len(said) == 1 and said[0].startswith("no Ray on this machine answers (could not join Ray at 127.0.0.1:1")
+    monkeypatch.setattr(connection.ray_compat, "running_cluster_addresses", lambda: [])
     assert connection._running_local_ray() is None and len(said) == 1  # none recorded: nothing to say
 
 

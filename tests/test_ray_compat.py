@@ -20,7 +20,11 @@ PRIVATE_CALLS = {  # module -> {name: parameters we pass, in order}
     "ray._private.internal_api": {"node_stats": ["node_manager_address", "node_manager_port", "include_memory_info"]},
     "ray._private.state": {"actors": []},
     "ray._private.grpc_utils": {"init_grpc_channel": ["address"]},
-    "ray._private.services": {"canonicalize_bootstrap_address": ["addr"]},
+    "ray._private.services": {
+        "canonicalize_bootstrap_address": ["addr"],
+        "find_bootstrap_address": ["temp_dir"],
+        "find_gcs_addresses": [],
+    },
     "ray._private.utils": {"get_runtime_env_info": ["runtime_env", "is_job_runtime_env", "serialize"]},
     "ray.data._internal.execution.node_trackers.actor_location": {"get_or_create_actor_location_tracker": []},
     "ray.data._internal.utils.cached_ray_internals": {"get_actor_locations": ["logical_actor_ids"]},
@@ -77,8 +81,8 @@ def test_a_ray_started_on_this_machine_is_found_by_the_address_it_left(tmp_path,
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
     (tmp_path / "ray").mkdir()
     (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:6390")  # as `ray start --head` writes it
-    found = ray_compat.running_cluster_address()
-    assert found and found.endswith(":6390")  # Ray names this machine by its own IP
+    found = ray_compat.running_cluster_addresses()
+    assert found[0].endswith(":6390")  # first, before any GCS running here; Ray names this machine by its IP
 
 
 def test_each_proto_field_we_read_exists():

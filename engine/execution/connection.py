@@ -147,7 +147,8 @@ def _connect(address: str | None, wait_s: float = 0.0, user: str | None = None, 
             _check_reachable(wanted)
         if ray.is_initialized():
             ray.shutdown()
-        wanted = _init(wanted, join_running and wanted is None)
+        asked = address or os.environ.get("RAY_ADDRESS")  # "local" asks for a Ray of this process's own
+        wanted = _init(wanted, join_running and not asked)
         _connected["address"] = wanted
         from engine.execution.reporter import forget_reporter
 
@@ -225,15 +226,16 @@ def _running_local_ray() -> str | None:
 
     A head killed without `ray stop` leaves its address behind, and `ray.init` would wait on it for minutes.
     """
-    found = ray_compat.running_cluster_address()
-    if not found:
-        return None
-    try:
-        _check_reachable(found)
-    except ClusterError as exc:
-        log.warning("the Ray last started on this machine is gone (%s): starting a local one", exc)
-        return None
-    return found
+    gone = []
+    for found in ray_compat.running_cluster_addresses():
+        try:
+            _check_reachable(found)
+            return found
+        except ClusterError as exc:
+            gone.append(str(exc))
+    if gone:
+        log.warning("no Ray on this machine answers (%s): starting a local one", "; ".join(gone))
+    return None
 
 
 def _joined_env(kwargs: dict) -> dict:

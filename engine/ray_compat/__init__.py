@@ -14,7 +14,7 @@ from engine.ray_compat.cluster_state import (
     list_nodes,
     object_store,
     prestart,
-    running_cluster_address,
+    running_cluster_addresses,
     token_auth_enabled,
 )
 from engine.ray_compat.execution import (
@@ -60,7 +60,7 @@ __all__ = [
     "operator_stats",
     "plan_texts",
     "prestart",
-    "running_cluster_address",
+    "running_cluster_addresses",
     "register_execution_hooks",
     "shut_down",
     "store_budget_fraction",

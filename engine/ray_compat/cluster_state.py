@@ -124,16 +124,15 @@ def prestart(address: str, port: int, count: int, keep_alive_s: int) -> bool:
     return True
 
 
-@private("finding a Ray running on this machine", fallback=lambda: "auto")
-def running_cluster_address() -> str | None:
-    """The address `ray.init(address="auto")` would join: the last `ray start` here (Ray's current-cluster
-    file, which outlives a head that was killed), else a GCS process running here; None where there is none."""
+@private("finding a Ray running on this machine", fallback=lambda: ["auto"])
+def running_cluster_addresses() -> list[str]:
+    """Addresses of Rays on this machine, the likeliest first: the last `ray start --head` (Ray's current-cluster
+    file, which outlives a head that was killed), then each GCS process running here (the app's Ray among them)."""
     from ray._private import services
 
-    try:
-        return services.canonicalize_bootstrap_address("auto")
-    except ConnectionError:  # Ray's "no running instance found"
-        return None
+    recorded = services.find_bootstrap_address(None)
+    found = [services.canonicalize_bootstrap_address(recorded)] if recorded else []
+    return list(dict.fromkeys(found + sorted(services.find_gcs_addresses())))
 
 
 @private("token authentication check")
