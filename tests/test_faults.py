@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -20,11 +21,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_losing_a_node_then_the_whole_cluster_fails_runs_in_one_line_and_the_next_run_works(tmp_path):
-    driver = subprocess.run(
-        [sys.executable, "-m", "tests.lost_cluster", str(tmp_path / "runs.sqlite")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "PLAYGROUND_OBJECT_STORE_MB": "300"},
-    )  # fmt: skip
+    # A Ray temp dir of its own (short: Ray's socket paths live under it): the killed head's address file
+    # stays there, not where every later `engine run` on this machine would find it.
+    ray_tmp = tempfile.mkdtemp(prefix="lc", dir="/tmp")
+    try:
+        driver = subprocess.run(
+            [sys.executable, "-m", "tests.lost_cluster", str(tmp_path / "runs.sqlite")],
+            cwd=ROOT, capture_output=True, text=True, timeout=900,
+            env={**os.environ, "PLAYGROUND_OBJECT_STORE_MB": "300", "RAY_TMPDIR": ray_tmp},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert driver.returncode == 0, why_it_failed(driver)  # the app's process outlived its cluster
     outcomes = [json.loads(line) for line in driver.stdout.splitlines() if line.startswith("{")]
     print(outcomes)

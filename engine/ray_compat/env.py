@@ -38,10 +38,12 @@ def local_ray_settings() -> dict[str, str]:
 
 
 # Notices Ray logs at WARNING on every start that say nothing wrong here: Ray is started from the engine's own
-# long-lived thread (not the main one), and token authentication stays on as it should.
+# long-lived thread (not the main one), token authentication stays on as it should, and Ray Data's progress
+# bars are off because the CLI and the pages draw their own.
 EXPECTED_NOTICES = {
     "ray._private.worker": "SIGTERM handler is not set because current thread is not the main thread",
     "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster",
+    "ray.data._internal.progress": "Progress bars disabled",
 }
 
 
