@@ -78,6 +78,25 @@ def test_compare_joins_a_cluster_by_address_and_prints_the_speedup(ray_local, tm
         assert key in actor
 
 
+@pytest.mark.subprocess
+def test_run_with_no_address_joins_the_ray_running_here_with_this_machines_token(ray_local, tmp_path):
+    """The suite's Ray stands for the app's: token auth on, found by its GCS process. Ray itself sends this
+    machine's token only to a Ray that `ray.init("auto")` found, so the CLI must, or it waits and starts its own."""
+    where = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # no `ray start` file here; short: Ray's socket paths
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env.update(RAY_TMPDIR=where, PLAYGROUND_DB=str(tmp_path / "runs.sqlite"))
+    out = tmp_path / "run.json"
+    try:
+        done = cli("run", "--pipeline", "naive", *TINY, "--json", str(out), "--quiet", env=env)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Failed to get cluster ID" not in done.stderr and "no Ray on this machine answers" not in done.stderr
+    summary = json.loads(out.read_text())
+    assert summary["status"] == "finished" and summary["rows"] == 24
+    assert summary["config"]["address"] == ray.get_runtime_context().gcs_address  # the running Ray, joined
+
+
 def _ctrl_c_as_at_a_terminal() -> None:
     """Give the CLI Ctrl-C's default action. A suite started in the background by a shell without job
     control has SIGINT ignored, and a child inherits that: its Ctrl-C would then do nothing at all."""

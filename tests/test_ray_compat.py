@@ -26,6 +26,9 @@ PRIVATE_CALLS = {  # module -> {name: parameters we pass, in order}
         "find_gcs_addresses": [],
     },
     "ray._private.utils": {"get_runtime_env_info": ["runtime_env", "is_job_runtime_env", "serialize"]},
+    "ray._private.authentication.authentication_token_setup": {
+        "maybe_enable_token_auth_if_token_available": ["warn_if_disabled"],
+    },
     "ray.data._internal.execution.node_trackers.actor_location": {"get_or_create_actor_location_tracker": []},
     "ray.data._internal.utils.cached_ray_internals": {"get_actor_locations": ["logical_actor_ids"]},
     "ray.data._internal.logical.optimizers": {"get_physical_ruleset": []},

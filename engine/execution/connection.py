@@ -199,6 +199,7 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
     try:
         running = _running_local_ray() if join_running else None
         if running:
+            ray_compat.use_this_machines_token()  # as `ray.init("auto")` would for a Ray it finds
             try:
                 ray.init(address=running, **{**kwargs, "runtime_env": _joined_env(kwargs)})
                 return ray.get_runtime_context().gcs_address

@@ -16,6 +16,7 @@ from engine.ray_compat.cluster_state import (
     prestart,
     running_cluster_addresses,
     token_auth_enabled,
+    use_this_machines_token,
 )
 from engine.ray_compat.execution import (
     actor_location_calls,
@@ -66,4 +67,5 @@ __all__ = [
     "store_budget_fraction",
     "token_auth_enabled",
     "unsupported_reason",
+    "use_this_machines_token",
 ]

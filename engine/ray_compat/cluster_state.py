@@ -135,6 +135,15 @@ def running_cluster_addresses() -> list[str]:
     return list(dict.fromkeys(found + sorted(services.find_gcs_addresses())))
 
 
+@private("this machine's token for a Ray found on it", fallback=lambda: False)
+def use_this_machines_token() -> bool:
+    """Authenticate to a Ray found on this machine as `ray.init("auto")` does: with this machine's token where
+    one exists and RAY_AUTH_MODE is unset (`ray.init` with an explicit address never looks). True if it will."""
+    from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+
+    return maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 @private("token authentication check")
 def token_auth_enabled() -> bool:
     """Whether this Ray authenticates its RPCs with a token."""
