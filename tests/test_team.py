@@ -6,6 +6,7 @@ listener on it receives no connection); a folder outside the data roots (/etc) i
 nothing; every run records who launched it.
 """
 
+import json
 import socket
 import threading
 import time
@@ -92,4 +93,10 @@ def test_two_people_share_one_server_safely(tmp_path, listener, ray_local):
         while store.get(runs["ada"]["id"])["status"] not in ("stopped", "finished") and time.time() < deadline:
             time.sleep(0.5)
         assert store.get(runs["ada"]["id"])["status"] == "stopped"
+
+        bob.get_by_role("link", name="Compare").click()  # the history's JSON export: his runs only
+        with bob.expect_download(timeout=30_000) as download:
+            bob.get_by_role("button", name="Download JSON (your runs)").click()
+        exported = json.loads(open(download.value.path()).read())
+        assert [r["owner"] for r in exported["runs"]] == ["bob"]
     assert accepted == []  # the typed address never got a connection

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import streamlit as st
 
@@ -51,9 +53,9 @@ def table() -> None:
     left, mid, right = st.columns(3)
     mine = frame if everyone else frame[frame["owner"] == who()]
     left.download_button(f"Download CSV ({scope})", mine.to_csv(index=False), "runs.csv", "text/csv")
-    mid.download_button(
-        f"Download JSON ({scope})", store.export_json(owner=who(), everyone=everyone), "runs.json", "application/json"
-    )
+    # Built on click: every run in full is megabytes, and the table redraws every 2 s for each browser.
+    export = functools.partial(store.export_json, owner=who(), everyone=everyone)
+    mid.download_button(f"Download JSON ({scope})", export, "runs.json", "application/json")
     if chosen and right.button(f"Delete {len(chosen)} selected", help="Only finished runs, and only " + scope):
         gone = store.delete(chosen, owner=who(), everyone=everyone)
         st.toast(plain(f"Deleted {gone} of {len(chosen)} run(s)" + ("" if gone == len(chosen) else f": {scope} only")))
