@@ -1,5 +1,7 @@
 """Chart builders: units, a time axis, and one line per GPU across nodes (points shaped as the sampler makes them)."""
 
+import pytest
+
 from ui import charts
 
 
@@ -26,3 +28,6 @@ def test_object_store_for_one_node_and_in_readable_units():
     whole, one = charts.object_store(points), charts.object_store(points, node="b")
     assert whole.layout.yaxis.title.text == "MiB (of 1.0 GiB)" and list(whole.data[0].y) == [3.0, 3.0]
     assert list(one.data[0].y) == [2.0, 2.0] and "on b" in one.layout.title.text
+    assert tuple(whole.layout.yaxis.range) == (0, 0.05 * 1024)  # 3 MiB of 1 GiB: a sliver, not a full chart
+    busier = [{**p, "object_store_used_bytes": 100 * 2**20} for p in points]  # the axis follows the peak
+    assert charts.object_store(busier).layout.yaxis.range == pytest.approx((0, 115))

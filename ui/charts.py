@@ -119,7 +119,8 @@ def object_store(points: list[dict], node: str | None = None, style: Style = SCR
     """Ray object store used and spilled, against its capacity.
 
     The capacity line is drawn once use comes within sight of it; until then it
-    is named in the title, so small use stays readable.
+    is named in the title, so small use stays readable, and the axis reaches at
+    least 5 % of it, so a store almost empty never fills the chart.
     """
     capacity = max((p.get("object_store_capacity_bytes") or 0 for p in points), default=0)
     peak = max((p.get("object_store_used_bytes") or 0 for p in points), default=0)
@@ -140,7 +141,9 @@ def object_store(points: list[dict], node: str | None = None, style: Style = SCR
     )
     if near:
         fig.add_hline(y=capacity / scale, line_dash="dash", line_color="gray", annotation_text="capacity")
-    fig.update_yaxes(rangemode="tozero")
+        fig.update_yaxes(rangemode="tozero")
+    else:
+        fig.update_yaxes(range=[0, max(peak * 1.15, 0.05 * capacity) / scale])
     return fig
 
 
