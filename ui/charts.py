@@ -170,11 +170,13 @@ def overlay(runs: list[tuple[str, list[dict]]]) -> go.Figure:
 def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style: Style = SCREEN) -> go.Figure:
     """Launch -> first result as one stacked bar, and every model load as its own bar."""
     fig = _figure("Start-up: from Launch to the first result", "", style=style)
+    top, foot = 40 + style.title, round(7.5 * style.font)  # the foot holds the axis title and 2-3 legend rows
     fig.update_layout(
         barmode="stack",
-        height=190 + 22 * min(len(loads), 20),
-        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom", "traceorder": "normal"},
-        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        height=top + foot + 70 + 22 * min(len(loads), 20),
+        # under the axis title: a legend above the plot ran into the title
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
+        margin={"l": 10, "r": 10, "t": top, "b": foot},
         xaxis_title="seconds after Launch",
     )
     if startup:
