@@ -31,3 +31,18 @@ def test_object_store_for_one_node_and_in_readable_units():
     assert tuple(whole.layout.yaxis.range) == (0, 0.05 * 1024)  # 3 MiB of 1 GiB: a sliver, not a full chart
     busier = [{**p, "object_store_used_bytes": 100 * 2**20} for p in points]  # the axis follows the peak
     assert charts.object_store(busier).layout.yaxis.range == pytest.approx((0, 115))
+
+
+def test_every_projector_chart_sets_each_text_size_itself():
+    """Streamlit's theme gives ticks and axis titles sizes of its own: the projector view must set each one."""
+    points = [point(t, [("a", 0)]) for t in (0.5, 1.0)]
+    figures = [
+        builder(points, style=charts.PROJECTOR)
+        for builder in (charts.throughput, charts.object_store, charts.gpu_util, charts.gpu_memory, charts.host)
+    ]
+    figures.append(charts.startup_timeline({"connect_ray": 0.1}, [{"start_s": 0.1, "end_s": 0.3}], charts.PROJECTOR))
+    for fig in figures:
+        layout = fig.layout
+        sizes = [layout.font.size, layout.legend.font.size, layout.xaxis.tickfont.size, layout.yaxis.tickfont.size,
+                 layout.xaxis.title.font.size, layout.yaxis.title.font.size]  # fmt: skip
+        assert all(size is not None and size >= 18 for size in sizes), (layout.title.text, sizes)

@@ -15,12 +15,13 @@ class Style:
     """Chart height and font sizes (px): for a screen, or for a projector read from the back of a room."""
 
     height: int
-    font: int
+    font: int  # axis titles and legend
     title: int
+    tick: int
 
 
-SCREEN = Style(height=300, font=14, title=16)
-PROJECTOR = Style(height=420, font=18, title=22)
+SCREEN = Style(height=300, font=14, title=16, tick=12)
+PROJECTOR = Style(height=420, font=18, title=22, tick=18)
 HEIGHT = SCREEN.height
 
 
@@ -33,9 +34,12 @@ def _figure(title: str, y_title: str, y_range=None, style: Style = SCREEN) -> go
         margin={"l": 10, "r": 10, "t": 40 + style.title, "b": 10},
         xaxis_title="time since Launch (s)",
         yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.3},
+        legend={"orientation": "h", "y": -0.3, "font": {"size": style.font}},
         hovermode="x unified",
     )
+    # Streamlit's theme sets tick and axis-title sizes of its own, which a layout-wide font does not reach
+    fig.update_xaxes(tickfont_size=style.tick, title_font_size=style.font)
+    fig.update_yaxes(tickfont_size=style.tick, title_font_size=style.font)
     if y_range:
         fig.update_yaxes(range=y_range)
     fig.update_xaxes(rangemode="tozero")
@@ -154,7 +158,8 @@ def host(points: list[dict], style: Style = SCREEN) -> go.Figure:
     fig.add_scatter(x=xs, y=ys, name="CPU %", mode="lines")
     xs, ys = _series(points, "ram_used_bytes", GIB)
     fig.add_scatter(x=xs, y=ys, name="RAM used (GiB)", mode="lines", yaxis="y2")
-    fig.update_layout(yaxis2={"title": "RAM GiB", "overlaying": "y", "side": "right", "rangemode": "tozero"})
+    fig.update_layout(yaxis2={"title": {"text": "RAM GiB", "font": {"size": style.font}}, "overlaying": "y",
+                              "side": "right", "rangemode": "tozero", "tickfont": {"size": style.tick}})  # fmt: skip
     return fig
 
 
@@ -177,7 +182,7 @@ def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style:
         # under the axis title: a legend above the plot ran into the title
         legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
         margin={"l": 10, "r": 10, "t": top, "b": foot},
-        xaxis_title="seconds after Launch",
+        xaxis_title_text="seconds after Launch",
     )
     if startup:
         for phase, seconds in startup.items():
@@ -192,7 +197,7 @@ def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style:
             showlegend=i == 0,
             name="each model load (its own row)",
         )
-    fig.update_yaxes(autorange="reversed", title=None)
+    fig.update_yaxes(autorange="reversed", title_text=None)
     return fig
 
 
@@ -243,8 +248,8 @@ def stage_times(rows: list) -> go.Figure:
     names = [r.operator for r in rows]
     for attr, label in STAGE_TIMES.items():
         fig.add_bar(y=names, x=[getattr(r, attr) for r in rows], name=label, orientation="h")
-    fig.update_layout(barmode="group", height=200 + 90 * len(rows), xaxis_title="seconds", hovermode="y unified")
-    fig.update_yaxes(autorange="reversed", title=None)
+    fig.update_layout(barmode="group", height=200 + 90 * len(rows), xaxis_title_text="seconds", hovermode="y unified")
+    fig.update_yaxes(autorange="reversed", title_text=None)
     return fig
 
 
