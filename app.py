@@ -6,6 +6,7 @@ st.set_page_config(page_title="Ray Data batch inference playground", page_icon="
 
 from ui import access, sidebar  # noqa: E402
 
+access.routed()
 access.gate()
 
 with st.sidebar:
@@ -23,5 +24,5 @@ pages = st.navigation(
         st.Page("pages/realtime.py", title="Batch vs real-time", icon=":material/speed:"),
     ]
 )
-
+access.open_wanted_page()
 pages.run()

@@ -8,9 +8,12 @@ from engine.core.policy import PolicyError
 from engine.insight import advisor
 from engine.insight.advisor import AdviceError
 from ui import notices, panels
+from ui.access import through_app
 from ui.advisor import comparison_table, constraint_table
 from ui.session import cluster_now, shared_runner, submit, verifications
 from ui.text import plain
+
+through_app(__file__)
 
 st.title("Advisor")
 notices.page_top()

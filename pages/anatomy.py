@@ -7,9 +7,12 @@ from engine.core.policy import PolicyError
 from engine.insight import anatomy
 from ui import anatomy as panels
 from ui import notices
+from ui.access import through_app
 from ui.controls import plan_controls
 from ui.session import Submitter, cluster_now, machine_now, shared_runner
 from ui.text import plain
+
+through_app(__file__)
 
 st.title("Anatomy of a pipeline")
 notices.page_top()

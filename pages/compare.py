@@ -7,9 +7,12 @@ from engine.core.defaults import pick_layout
 from engine.core.models import MODEL_NAMES
 from engine.core.policy import PolicyError
 from ui import charts, history, notices, replay
+from ui.access import through_app
 from ui.present import presenting, projector_style
 from ui.session import comparisons, machine_now, submit
 from ui.text import plain
+
+through_app(__file__)
 
 present = presenting()
 projector_style(present)

@@ -3,10 +3,13 @@
 import streamlit as st
 
 from ui import notices, panels, replay
+from ui.access import through_app
 from ui.controls import run_controls
 from ui.present import presenting, projector_style
 from ui.session import machine_now, shared_runner
 from ui.watch import launch_bar, playground_run, previous_run
+
+through_app(__file__)
 
 present = presenting()
 projector_style(present)

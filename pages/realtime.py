@@ -8,8 +8,11 @@ from engine.realtime.reference import batch_reference
 from engine.realtime.snippet import serve_code
 from ui import notices, panels
 from ui import realtime as rt
+from ui.access import through_app
 from ui.session import cluster_now, machine_now, shared_runner, submit
 from ui.text import plain
+
+through_app(__file__)
 
 st.title("Batch vs real-time")
 notices.page_top()
@@ -25,13 +28,12 @@ controls, live = st.columns([1, 3], gap="large")
 
 with controls:
     config = rt.controls(gpus=cluster["gpus"])
-    launch, stop = st.columns(2)
-    if launch.button("Launch", type="primary", width="stretch"):
+    if st.button("Launch", type="primary", width="stretch"):
         try:
             rt.launch(runner, config)
         except (ConfigError, PolicyError) as exc:
             st.error(plain(exc))
-    if stop.button("Stop", width="stretch") and not rt.stop(runner):
+    if st.button("Stop", width="stretch") and not rt.stop(runner):
         st.toast("No real-time run of yours is going.")
 
 

@@ -8,9 +8,12 @@ from engine import ConfigError
 from engine.core import policy
 from engine.insight.sweep import MEASURES, Sweep
 from ui import charts, notices
+from ui.access import through_app
 from ui.controls import sweep_controls
 from ui.session import Submitter, can_act_on, machine_now, server_policy, shared_runner, sweeps, who
 from ui.text import plain
+
+through_app(__file__)
 
 MAX_CELLS = 36
 

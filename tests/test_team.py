@@ -3,7 +3,8 @@
 Each signs in and launches; the second sees the shared queue, cancels their own waiting run, and cannot
 stop the other's; a typed Ray address that is not one of the server's clusters reaches nothing (a TCP
 listener on it receives no connection); a folder outside the data roots (/etc) is refused and starts
-nothing; every run records who launched it.
+nothing; every run records who launched it. A link straight to a page, as the server's first visit, meets the
+sign-in first and then opens that page.
 """
 
 import json
@@ -60,7 +61,14 @@ def test_two_people_share_one_server_safely(tmp_path, listener, ray_local):
         serve_app("team", PLAYGROUND_CONFIG=str(config), PLAYGROUND_DB=db, RAY_ADDRESS=suite_ray) as url,
         chromium() as browser,
     ):
-        ada, bob = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2))
+        ada, bob, eve = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(3))
+        eve.goto(f"{url}/compare")  # the server's first visitor follows a link straight to a page
+        eve.get_by_label("Team passcode").wait_for(timeout=60_000)  # and meets the sign-in all the same
+        assert eve.get_by_text("Naive vs actor-based").count() == 0 and eve.get_by_text("History").count() == 0
+        eve.get_by_label("Your name").fill("eve")
+        eve.get_by_label("Team passcode").fill(PASSCODE)
+        eve.get_by_role("button", name="Sign in").click()
+        eve.get_by_text("Naive vs actor-based").wait_for(timeout=30_000)  # then the page the link named
         ada.goto(f"{url}/?images=2000&batch=8")
         sign_in(ada, "ada")
         ada.get_by_role("button", name="Launch").click()

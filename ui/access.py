@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import hmac
+import os
+import threading
 
 import streamlit as st
 
 from engine.core import policy
 from ui.session import server_policy
 from ui.text import plain
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROUTED = threading.Event()  # app.py, the frame with the sign-in, has run in this server process
+
+
+def routed() -> None:
+    """app.py calls this on every run, before its pages: from then on every page runs inside its frame."""
+    _ROUTED.set()
+
+
+def through_app(page_file: str) -> None:
+    """First thing on every page (`through_app(__file__)`). Until app.py first runs, Streamlit runs a `pages/` file
+    that a link names on its own, with no sign-in: such a run starts over from the app, which then opens the page
+    the link named, with its settings, once the sign-in lets it."""
+    if not _ROUTED.is_set():
+        st.session_state["wanted_page"] = (os.path.relpath(page_file, ROOT), st.query_params.to_dict())
+        st.switch_page("app.py")
+
+
+def open_wanted_page() -> None:
+    """app.py, once its pages are known: open the page a link named before app.py had run, if one did."""
+    wanted = st.session_state.pop("wanted_page", None)
+    if wanted:
+        page, settings = wanted
+        st.switch_page(page, query_params=settings)
 
 
 def gate() -> None:
