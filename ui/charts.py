@@ -172,18 +172,21 @@ def overlay(runs: list[tuple[str, list[dict]]]) -> go.Figure:
     return fig
 
 
+def legend_at_foot(fig: go.Figure, plot_height: int, style: Style = SCREEN) -> None:
+    """Put a bar chart's legend under its axis title (above the plot, its rows ran into the chart's title)."""
+    top, foot = 40 + style.title, round(7.5 * style.font)  # the foot holds the axis title and 2-3 legend rows
+    fig.update_layout(
+        height=top + foot + plot_height,
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
+        margin={"l": 10, "r": 10, "t": top, "b": foot},
+    )
+
+
 def startup_timeline(startup: dict[str, float] | None, loads: list[dict], style: Style = SCREEN) -> go.Figure:
     """Launch -> first result as one stacked bar, and every model load as its own bar."""
     fig = _figure("Start-up: from Launch to the first result", "", style=style)
-    top, foot = 40 + style.title, round(7.5 * style.font)  # the foot holds the axis title and 2-3 legend rows
-    fig.update_layout(
-        barmode="stack",
-        height=top + foot + 70 + 22 * min(len(loads), 20),
-        # under the axis title: a legend above the plot ran into the title
-        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
-        margin={"l": 10, "r": 10, "t": top, "b": foot},
-        xaxis_title_text="seconds after Launch",
-    )
+    fig.update_layout(barmode="stack", xaxis_title_text="seconds after Launch")
+    legend_at_foot(fig, 70 + 22 * min(len(loads), 20), style)
     if startup:
         for phase, seconds in startup.items():
             fig.add_bar(y=["start-up"], x=[seconds], name=phase.replace("_", " "), orientation="h")

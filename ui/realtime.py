@@ -15,7 +15,7 @@ from engine.realtime.load import WINDOW_S
 from engine.realtime.reference import batch_reference, minutes_for, realtime_best
 from engine.realtime.run import RealtimeRun
 from engine.realtime.search import RateSweep
-from ui.charts import _figure
+from ui.charts import _figure, legend_at_foot
 from ui.session import can_act_on, chosen_address, server_policy, who
 
 RATES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)  # requests/s
@@ -35,7 +35,8 @@ def controls(gpus: float) -> RealtimeConfig:
     """Draw the controls and return the (unvalidated) config they describe, on the local Ray."""
     model = st.selectbox("Model", MODEL_NAMES, key="rt_model")
     size = st.select_slider("Image size (px)", IMAGE_SIZES, 224, key="rt_size")
-    rate = st.select_slider("Request rate (requests/s)", RATES, 20, key="rt_rate")
+    # a first run well within one server's reach: overload is for the slider to show, not the default
+    rate = st.select_slider("Request rate (requests/s)", RATES, 100 if gpus > 0 else 5, key="rt_rate")
     st.caption("Requests arrive at random (Poisson) at this mean rate, whether or not the server keeps up.")
     max_batch = st.slider("Max batch", 1, 256, 8, key="rt_batch")
     st.caption("The most requests in one forward pass. Bigger batches serve more per second, if requests wait.")
@@ -146,7 +147,7 @@ def live_charts(points: list[dict], key: str = "rt_chart") -> None:
 
 def _timeline(title: str, unit: str, y_range=None) -> go.Figure:
     fig = _figure(title, unit, y_range)
-    fig.update_layout(xaxis_title="time since the first request (s)")
+    fig.update_layout(xaxis_title_text="time since the first request (s)")
     fig.update_yaxes(rangemode="tozero")
     return fig
 
@@ -159,7 +160,8 @@ def finished(run) -> None:
         fig = _figure("Where the mean request's time went", "")
         for name, ms in parts.items():
             fig.add_bar(y=["request"], x=[ms], name=name, orientation="h")
-        fig.update_layout(barmode="stack", height=190, xaxis_title="milliseconds", hovermode="y unified")
+        fig.update_layout(barmode="stack", xaxis_title_text="milliseconds", hovermode="y unified")
+        legend_at_foot(fig, 60)
         st.plotly_chart(fig, key="rt_breakdown")
     if summary.get("requests"):
         st.caption(
