@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +49,10 @@ class DynamicBatcher:
         max_batch: int,
         max_wait_s: float,
         clock: Callable[[], float] = time.perf_counter,
+        executor: Executor | None = None,
     ) -> None:
         self.forward = forward
+        self.executor = executor  # where `forward` runs; None: asyncio's default pool
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clock = clock
@@ -88,7 +91,8 @@ class DynamicBatcher:
             number, self.batches = self.batches, self.batches + 1
             started = self.clock()
             try:
-                results = await asyncio.to_thread(self.forward, [item for item, _, _ in batch])
+                items = [item for item, _, _ in batch]
+                results = await asyncio.get_running_loop().run_in_executor(self.executor, self.forward, items)
             except Exception as exc:  # this batch's requests fail; the next batch is served
                 for _, _, future in batch:
                     if not future.done():

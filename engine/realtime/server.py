@@ -8,6 +8,7 @@ the actor's event loop keeps taking requests while the model computes.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,10 +27,14 @@ class ModelServer:
         from engine.core.inference import Predictor
 
         self.predictor = Predictor(model, None, precision)
-        self.batcher = DynamicBatcher(self._forward, max_batch, max_wait_s)
+        # One thread runs every forward pass, warm-up included: cuDNN and cuBLAS set up per thread, and a pool's
+        # fresh thread would pay that on a live request.
+        self.forward_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+        self.batcher = DynamicBatcher(self._forward, max_batch, max_wait_s, executor=self.forward_thread)
         blank = np.zeros((image_size, image_size, 3), np.uint8)
         for size in warm_up_sizes(max_batch, self.predictor.device.type):
-            self._forward([blank] * size)  # kernel choice per batch shape happens here, not on a request
+            # kernel choice per batch shape happens here, not on a request
+            self.forward_thread.submit(self._forward, [blank] * size).result()
 
     def _forward(self, images: list[np.ndarray]) -> list[int]:
         import torch
