@@ -68,7 +68,7 @@ def test_two_people_share_one_server_safely(tmp_path, listener, ray_local):
         eve.get_by_label("Your name").fill("eve")
         eve.get_by_label("Team passcode").fill(PASSCODE)
         eve.get_by_role("button", name="Sign in").click()
-        eve.get_by_text("Naive vs actor-based").wait_for(timeout=30_000)  # then the page the link named
+        eve.get_by_role("heading", name="Naive vs actor-based").wait_for(timeout=30_000)  # then the linked page
         ada.goto(f"{url}/?images=2000&batch=8")
         sign_in(ada, "ada")
         ada.get_by_role("button", name="Launch").click()
