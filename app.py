@@ -6,7 +6,6 @@ st.set_page_config(page_title="Ray Data batch inference playground", page_icon="
 
 from ui import access, sidebar  # noqa: E402
 
-access.routed()
 access.gate()
 
 with st.sidebar:
@@ -24,5 +23,6 @@ pages = st.navigation(
         st.Page("pages/realtime.py", title="Batch vs real-time", icon=":material/speed:"),
     ]
 )
+access.routed()  # st.navigation has run: from now on Streamlit runs every page through this file
 access.open_wanted_page()
 pages.run()

@@ -84,3 +84,4 @@ def latest_comparison() -> None:
 latest_comparison()
 st.header("History")
 history.table()
+history.downloads()

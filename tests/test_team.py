@@ -65,6 +65,11 @@ def test_two_people_share_one_server_safely(tmp_path, listener, ray_local):
         eve.goto(f"{url}/compare")  # the server's first visitor follows a link straight to a page
         eve.get_by_label("Team passcode").wait_for(timeout=60_000)  # and meets the sign-in all the same
         assert eve.get_by_text("Naive vs actor-based").count() == 0 and eve.get_by_text("History").count() == 0
+        mal = browser.new_context().new_page()  # a second link before anyone signed in: the same
+        mal.goto(f"{url}/sweep")
+        mal.get_by_label("Team passcode").wait_for(timeout=60_000)
+        assert mal.get_by_role("button", name="Run sweep").count() == 0
+        mal.context.close()
         eve.get_by_label("Your name").fill("eve")
         eve.get_by_label("Team passcode").fill(PASSCODE)
         eve.get_by_role("button", name="Sign in").click()

@@ -13,18 +13,19 @@ from ui.session import server_policy
 from ui.text import plain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ROUTED = threading.Event()  # app.py, the frame with the sign-in, has run in this server process
+_ROUTED = threading.Event()  # app.py has reached st.navigation in this server process
 
 
 def routed() -> None:
-    """app.py calls this on every run, before its pages: from then on every page runs inside its frame."""
+    """app.py calls this after st.navigation, which is what makes Streamlit run every later page through app.py
+    (a person who stops at the sign-in never gets there, and pages keep sending links back to app.py)."""
     _ROUTED.set()
 
 
 def through_app(page_file: str) -> None:
-    """First thing on every page (`through_app(__file__)`). Until app.py first runs, Streamlit runs a `pages/` file
-    that a link names on its own, with no sign-in: such a run starts over from the app, which then opens the page
-    the link named, with its settings, once the sign-in lets it."""
+    """First thing on every page (`through_app(__file__)`). Until app.py first reaches st.navigation, Streamlit runs
+    a `pages/` file that a link names on its own, with no sign-in: such a run starts over from the app, which then
+    opens the page the link named, with its settings, once the sign-in lets it."""
     if not _ROUTED.is_set():
         st.session_state["wanted_page"] = (os.path.relpath(page_file, ROOT), st.query_params.to_dict())
         st.switch_page("app.py")

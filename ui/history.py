@@ -33,7 +33,7 @@ def with_settings(frame: pd.DataFrame, store) -> pd.DataFrame:
 
 @st.fragment(run_every=2.0)
 def table() -> None:
-    """The history, redrawn as runs change (a row reaches its final status by itself); overlay, export, delete."""
+    """The history, redrawn as runs change (a row reaches its final status by itself); overlay, delete."""
     store = shared_runner().store
     rows = store.history()
     if not rows:
@@ -50,12 +50,25 @@ def table() -> None:
         st.caption("Select rows to overlay their throughput.")
     everyone = server_policy().is_operator(who())
     scope = "all runs" if everyone else "your runs"
-    left, mid, right = st.columns(3)
-    mine = frame if everyone else frame[frame["owner"] == who()]
-    left.download_button(f"Download CSV ({scope})", mine.to_csv(index=False), "runs.csv", "text/csv")
-    # Built on click: every run in full is megabytes, and the table redraws every 2 s for each browser.
-    export = functools.partial(store.export_json, owner=who(), everyone=everyone)
-    mid.download_button(f"Download JSON ({scope})", export, "runs.json", "application/json")
-    if chosen and right.button(f"Delete {len(chosen)} selected", help="Only finished runs, and only " + scope):
+    if chosen and st.button(f"Delete {len(chosen)} selected", help="Only finished runs, and only " + scope):
         gone = store.delete(chosen, owner=who(), everyone=everyone)
         st.toast(plain(f"Deleted {gone} of {len(chosen)} run(s)" + ("" if gone == len(chosen) else f": {scope} only")))
+
+
+def downloads() -> None:
+    """Your runs (an operator: all runs) as CSV or JSON, built on click: every run in full is megabytes. Outside
+    the table's 2-s redraw, which would replace a button whose file is still being built and cancel its download."""
+    store = shared_runner().store
+    owner = who()
+    everyone = server_policy().is_operator(owner)
+    scope = "all runs" if everyone else "your runs"
+    left, right = st.columns(2)
+    csv = functools.partial(_csv, store, owner, everyone)
+    left.download_button(f"Download CSV ({scope})", csv, "runs.csv", "text/csv", on_click="ignore")
+    export = functools.partial(store.export_json, owner=owner, everyone=everyone)
+    right.download_button(f"Download JSON ({scope})", export, "runs.json", "application/json", on_click="ignore")
+
+
+def _csv(store, owner: str | None, everyone: bool) -> str:
+    frame = with_settings(history_frame(store.history()), store)
+    return (frame if everyone else frame[frame["owner"] == owner]).to_csv(index=False)
