@@ -12,7 +12,6 @@ from engine.core import policy
 from ui.session import server_policy
 from ui.text import plain
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ROUTED = threading.Event()  # app.py has reached st.navigation in this server process
 
 
@@ -27,7 +26,7 @@ def through_app(page_file: str) -> None:
     a `pages/` file that a link names on its own, with no sign-in: such a run starts over from the app, which then
     opens the page the link named, with its settings, once the sign-in lets it."""
     if not _ROUTED.is_set():
-        st.session_state["wanted_page"] = (os.path.relpath(page_file, ROOT), st.query_params.to_dict())
+        st.session_state["wanted_page"] = (os.path.relpath(page_file, policy.PROJECT_ROOT), st.query_params.to_dict())
         st.switch_page("app.py")
 
 

@@ -48,8 +48,7 @@ def table() -> None:
         st.plotly_chart(charts.overlay(overlaid), key="history_overlay")
     else:
         st.caption("Select rows to overlay their throughput.")
-    everyone = server_policy().is_operator(who())
-    scope = "all runs" if everyone else "your runs"
+    everyone, scope = _scope()
     if chosen and st.button(f"Delete {len(chosen)} selected", help="Only finished runs, and only " + scope):
         gone = store.delete(chosen, owner=who(), everyone=everyone)
         st.toast(plain(f"Deleted {gone} of {len(chosen)} run(s)" + ("" if gone == len(chosen) else f": {scope} only")))
@@ -60,8 +59,7 @@ def downloads() -> None:
     the table's 2-s redraw, which would replace a button whose file is still being built and cancel its download."""
     store = shared_runner().store
     owner = who()
-    everyone = server_policy().is_operator(owner)
-    scope = "all runs" if everyone else "your runs"
+    everyone, scope = _scope()
     left, right = st.columns(2)
     csv = functools.partial(_csv, store, owner, everyone)
     left.download_button(f"Download CSV ({scope})", csv, "runs.csv", "text/csv", on_click="ignore")
@@ -72,3 +70,9 @@ def downloads() -> None:
 def _csv(store, owner: str | None, everyone: bool) -> str:
     frame = with_settings(history_frame(store.history()), store)
     return (frame if everyone else frame[frame["owner"] == owner]).to_csv(index=False)
+
+
+def _scope() -> tuple[bool, str]:
+    """Whether this person acts on everyone's runs (an operator), and those runs' name on the buttons."""
+    everyone = server_policy().is_operator(who())
+    return everyone, "all runs" if everyone else "your runs"
