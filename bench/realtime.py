@@ -30,7 +30,8 @@ from engine.core.config import ConfigError, RunConfig
 from engine.realtime.config import RealtimeConfig
 
 KEPT = ("status", "error", "rate", "offered_rate", "requests", "answered", "unanswered", "throughput",
-        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "queueing_p50_ms", "compute_p50_ms", "transfer_p50_ms",
+        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "queueing_p50_ms", "queueing_p99_ms", "compute_p50_ms",
+        "compute_p99_ms", "transfer_p50_ms", "transfer_p99_ms",
         "batch_size_mean", "breakdown_mean_ms", "gpu_util_mean_pct", "overloaded", "device", "weights",
         "startup_s")  # fmt: skip
 
