@@ -7,7 +7,8 @@ In one process, through the engine, after Ray is up with its workers warm (as th
 - batch: the engine's actor pipeline in its starting layout for this machine (`engine.core.defaults`),
   at the given precision; its steady images/sec (first result to the end) is what offline inference reaches.
 - realtime: the engine's real-time runs (one image per request, Poisson arrivals, one model server
-  per GPU with dynamic batching), each `--seconds` long. The rate doubles from `--start-rate` while
+  per GPU with dynamic batching), each `--seconds` long, or long enough for `--min-requests` at a low
+  rate. The rate doubles from `--start-rate` while
   p99 latency stays within `--target-p99-ms` with every request answered, then bisects between the
   largest rate that met it and the smallest that did not (`engine.realtime.search`).
 
@@ -29,7 +30,7 @@ from typing import Any
 from engine.core.config import ConfigError, RunConfig
 from engine.realtime.config import RealtimeConfig
 
-KEPT = ("status", "error", "rate", "offered_rate", "requests", "answered", "unanswered", "throughput",
+KEPT = ("status", "error", "rate", "seconds", "offered_rate", "requests", "answered", "unanswered", "throughput",
         "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "queueing_p50_ms", "queueing_p99_ms", "compute_p50_ms",
         "compute_p99_ms", "transfer_p50_ms", "transfer_p99_ms",
         "batch_size_mean", "breakdown_mean_ms", "gpu_util_mean_pct", "overloaded", "device", "weights",
@@ -44,13 +45,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
-    p.add_argument("--seconds", type=float, default=10.0, help="each real-time run's sending time")
+    p.add_argument("--seconds", type=float, default=10.0, help="each real-time run's sending time, at least")
+    p.add_argument(
+        "--min-requests",
+        type=int,
+        default=200,
+        help="requests per run at least: a low rate sends for longer (a p99 of under 100 requests is their maximum)",
+    )
     p.add_argument("--target-p99-ms", type=float, default=50.0)
     p.add_argument("--start-rate", type=float, default=50.0, help="requests/s of the first run")
     p.add_argument("--runs", type=int, default=12, help="the most real-time runs of the search")
     p.add_argument("--batch-images", type=int, default=None, help="default: the layout's own")
     p.add_argument("--out", default=os.path.join("bench", "results"))
     args = p.parse_args(argv)
+    if args.min_requests < 0:
+        p.error(f"--min-requests must be 0 or more, not {args.min_requests}")
     if args.runs < 1:
         p.error(f"--runs must be at least 1, not {args.runs}")
     if args.target_p99_ms <= 0:
@@ -88,6 +97,11 @@ def batch_rate(config: RunConfig) -> dict[str, Any]:
     return {"config": config.to_dict(), **{k: s.get(k) for k in keys}}
 
 
+def sending_seconds(rate: float, seconds: float, min_requests: int) -> float:
+    """How long a run at `rate` sends: `seconds`, or long enough for `min_requests` on average."""
+    return max(seconds, min_requests / rate)
+
+
 def search(base: RealtimeConfig, args: argparse.Namespace, progress) -> dict[str, Any]:
     """The rate search, each point a real-time run through the engine's queue, started on a quiet CPU."""
     from engine.execution.runner import runner
@@ -99,7 +113,8 @@ def search(base: RealtimeConfig, args: argparse.Namespace, progress) -> dict[str
 
     def measure(rate: float) -> dict:
         quiet = wait_for_quiet_cpu()
-        run = runner().enqueue(RealtimeRun(base.replace(rate=rate).validate(), origin="cli"))
+        config = base.replace(rate=rate, seconds=sending_seconds(rate, base.seconds, args.min_requests)).validate()
+        run = runner().enqueue(RealtimeRun(config, origin="cli"))
         run.wait()
         summary = run.summary or {"status": run.status}
         points.append({**{k: summary.get(k) for k in KEPT}, "waited_for_quiet_cpu_s": quiet})

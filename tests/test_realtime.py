@@ -304,6 +304,14 @@ def test_bad_realtime_arguments_exit_2_with_one_line(args, capsys):
     assert stderr.count("\n") == 1 and stderr.startswith("error:") and "Traceback" not in stderr
 
 
+def test_the_benchmarks_low_rates_send_long_enough_for_a_p99():
+    from bench.realtime import sending_seconds
+
+    assert sending_seconds(50.0, 5.0, 120) == 5.0  # 250 requests already
+    assert sending_seconds(6.0, 5.0, 120) == 20.0
+    assert sending_seconds(6.0, 5.0, 0) == 5.0
+
+
 def test_the_benchmark_refuses_bad_flags_before_ray_starts(capsys, monkeypatch):
     from bench import realtime as bench
     from engine.execution import connection
@@ -314,6 +322,9 @@ def test_the_benchmark_refuses_bad_flags_before_ray_starts(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         bench.main(["--runs", "0"])
     assert exit_.value.code == 2 and "--runs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--min-requests", "-1"])
+    assert exit_.value.code == 2 and "--min-requests must be 0 or more" in capsys.readouterr().err
 
 
 # --- with Ray: real runs on the CPU --------------------------------------------------------------------------------
