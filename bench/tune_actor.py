@@ -4,7 +4,8 @@
         [--layouts 1x1x3x64,4x0.25x2x64x2048] [--warm-up-images 5000]
 
 A layout is ACTORSxGPUS_PER_ACTORxBATCHES_IN_FLIGHT_PER_ACTORxBLOCK_MB[xOBJECT_STORE_LIMIT_MB].
-Each cell is a real engine run on synthetic images; it records steady images/sec,
+Each cell is a real engine run on `--data` (synthetic images by default; `jpeg` for the engine's
+generated photos, decoded where the engine's `decode=auto` puts them, or a folder); it records steady images/sec,
 GPU utilisation, time to first result with its start-up phases and each actor's model
 load, and Ray Data's per-operator profile (wall, task and CPU time, backpressure), so a
 gap to the GPU's ceiling can be put on a stage. The engine's defaults come from the
@@ -51,8 +52,8 @@ def cell_config(args: argparse.Namespace, layout: tuple, images: int, gpus: floa
     """The engine run of one layout; `gpus` is 1.0 where Ray has a GPU, else 0.0 (a CPU smoke test)."""
     actors, share, calls, block, limit = layout
     return RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size, images=images,
-                     image_size=args.image_size, concurrency=actors, num_gpus=share * gpus, calls_per_actor=calls,
-                     block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
+                     data=args.data, image_size=args.image_size, concurrency=actors, num_gpus=share * gpus,
+                     calls_per_actor=calls, block_size_mb=block, object_store_limit_mb=limit)  # fmt: skip
 
 
 def gpu_util(summary: dict) -> float | None:
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--data", default="synthetic", help="synthetic, jpeg, or a folder/URI of images")
     parser.add_argument("--layouts", default=DEFAULT_LAYOUTS, help="comma list of layouts (see above)")
     parser.add_argument("--warm-up-images", type=int, default=5000, help="untimed run of the first layout first")
     parser.add_argument("--out", default="bench/results")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                "object_store_limit_mb": limit, "status": s["status"], "error": s["error"],
                "steady_images_per_sec": s["steady_images_per_sec"], "images_per_sec": s["images_per_sec"],
                "first_result_s": s["first_result_s"], "startup": s["startup"], "loads": s["loads"],
-               "gpu_util_mean": gpu_util(s),
+               "gpu_util_mean": gpu_util(s), "decoder": s.get("decoder"), "decode_share": s.get("decode_share"),
                "peak_object_store_bytes": s.get("peak_object_store_bytes")}  # fmt: skip
         try:
             row["operators"] = [dataclasses.asdict(op) for op in operator_times(run)]

@@ -64,15 +64,16 @@ def test_tune_actor_refuses_a_negative_warm_up_in_one_line(capsys):
     assert "--warm-up-images must be 0 or more" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch):
+@pytest.mark.parametrize(("args", "message"), [(["--image-size", "0"], "image_size"), (["--data", "/no/such"], "data")])
+def test_tune_actor_refuses_a_bad_cell_before_ray_starts(capsys, monkeypatch, args, message):
     from bench import tune_actor
 
     monkeypatch.setattr(connection, "connect", lambda *a, **k: pytest.fail("Ray started for a bad cell"))
     with pytest.raises(SystemExit) as exit_:
-        tune_actor.main(["--image-size", "0"])
+        tune_actor.main(args)
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert "image_size" in error[-1]
+    assert message in error[-1]
 
 
 @pytest.mark.parametrize(("args", "message"), [(["--cells", "0"], "--cells"), (["--images", "0"], "images")])
