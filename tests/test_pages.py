@@ -191,7 +191,9 @@ def test_compare_page_races_both_pipelines_and_lists_history(ray_local):
         return any(m.label == "Speedup" and m.value.endswith("×") for m in page.metric)
 
     run_until(at, both_done, timeout=240)
-    assert any(d.label.startswith("Download CSV") for d in at.get("download_button"))
+    assert not at.get("download_button")  # the exports are built when asked
+    next(b for b in at.button if b.label.startswith("Prepare CSV and JSON")).click().run()
+    assert sorted(d.label.split(" (")[0] for d in at.get("download_button")) == ["Download CSV", "Download JSON"]
     assert at.dataframe and len(at.dataframe[0].value) >= 2
 
 

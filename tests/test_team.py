@@ -108,6 +108,7 @@ def test_two_people_share_one_server_safely(tmp_path, listener, ray_local):
         assert store.get(runs["ada"]["id"])["status"] == "stopped"
 
         bob.get_by_role("link", name="Compare").click()  # the history's JSON export: his runs only
+        bob.get_by_role("button", name="Prepare CSV and JSON (your runs)").click()
         with bob.expect_download(timeout=30_000) as download:
             bob.get_by_role("button", name="Download JSON (your runs)").click()
         exported = json.loads(open(download.value.path()).read())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import time
 
 import pandas as pd
 import streamlit as st
@@ -55,16 +55,24 @@ def table() -> None:
 
 
 def downloads() -> None:
-    """Your runs (an operator: all runs) as CSV or JSON, built on click: every run in full is megabytes. Outside
-    the table's 2-s redraw, which would replace a button whose file is still being built and cancel its download."""
+    """Your runs (an operator: all runs) as CSV and JSON, built when asked (every run in full is megabytes) and then
+    held by this page until its next full redraw. A file built at click time instead (a callable `data`) is freed as
+    soon as any session's redraw ends, which on a busy server can come before the browser has fetched it."""
     store = shared_runner().store
     owner = who()
     everyone, scope = _scope()
+    if st.button(f"Prepare CSV and JSON ({scope})", help="Exports the history as it is now"):
+        built = time.strftime("%H:%M:%S")
+        st.session_state["history_export"] = (scope, built, _csv(store, owner, everyone),
+                                              store.export_json(owner=owner, everyone=everyone))  # fmt: skip
+    export = st.session_state.get("history_export")
+    if not export or export[0] != scope:
+        return
+    _, built, csv, json_text = export
     left, right = st.columns(2)
-    csv = functools.partial(_csv, store, owner, everyone)
     left.download_button(f"Download CSV ({scope})", csv, "runs.csv", "text/csv", on_click="ignore")
-    export = functools.partial(store.export_json, owner=owner, everyone=everyone)
-    right.download_button(f"Download JSON ({scope})", export, "runs.json", "application/json", on_click="ignore")
+    right.download_button(f"Download JSON ({scope})", json_text, "runs.json", "application/json", on_click="ignore")
+    st.caption(f"Prepared at {built}; prepare again for runs since.")
 
 
 def _csv(store, owner: str | None, everyone: bool) -> str:
