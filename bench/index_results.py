@@ -64,7 +64,14 @@ def first_command(record: dict[str, Any], text: str) -> str:
 
 
 def headline(record: dict[str, Any], cells: list[dict[str, Any]]) -> str:
-    """One figure read from a JSON result: tuned_actor against the ceiling, the best case or cell, or a speedup."""
+    """One figure read from a JSON result: the real-time verdict, tuned_actor against the ceiling, the best case or
+    cell, or a speedup."""
+    verdict = record.get("verdict")
+    if isinstance(verdict, dict) and "realtime_max_rate_within_target" in verdict:
+        rate, target = verdict["realtime_max_rate_within_target"], verdict.get("target_p99_ms")
+        batch = verdict.get("batch_steady_images_per_sec")
+        served = f"{rate:,.0f} req/s" if rate else "no rate"
+        return f"real-time {served} within p99 {target:g} ms; batch {img_s(batch) if batch else '—'}"
     cases = {**record.get("cases", {}), **{k: v for k, v in record.items() if k != "cases" and isinstance(v, dict)}}
     rates = {name: c.get("steady_images_per_sec") for name, c in cases.items() if isinstance(c, dict)}
     rates = {name: rate for name, rate in rates.items() if isinstance(rate, int | float)}

@@ -37,3 +37,10 @@ def test_rows_are_read_from_the_files(tmp_path):
         "| tuned_actor 12,000 img/s (80.0 % of ceiling) "
         "| [2026-12-01-nvidia-h200-side-by-side.json](2026-12-01-nvidia-h200-side-by-side.json) |",
     ]
+
+
+def test_a_real_time_result_is_headed_by_its_verdict():
+    verdict = {"target_p99_ms": 50.0, "realtime_max_rate_within_target": 800.0, "batch_steady_images_per_sec": 9188.0}
+    assert index_results.headline({"verdict": verdict}, []) == "real-time 800 req/s within p99 50 ms; batch 9,188 img/s"
+    none_met = {**verdict, "realtime_max_rate_within_target": None}
+    assert index_results.headline({"verdict": none_met}, []).startswith("real-time no rate within p99 50 ms")
