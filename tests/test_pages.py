@@ -247,3 +247,16 @@ def test_a_run_from_the_history_replays_on_the_playground_once_picked(ray_local)
         assert isinstance(replay, Replay) and replay.config.pipeline == "actor" and "× NVIDIA" in replay.label
     finally:
         store.delete(["9074a0b0f892", "5bb376eb59a4"])
+
+
+def test_a_prepared_history_export_is_shown_only_to_whom_it_was_built_for(ray_local, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", "s3same")  # a team server: people sign in
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["who"] = "bob"
+    at.run()
+    at.switch_page(os.path.join(os.path.dirname(APP), "pages", "compare.py")).run()
+    next(b for b in at.button if b.label == "Prepare CSV and JSON (your runs)").click().run()
+    assert [d.label for d in at.get("download_button")] == ["Download CSV (your runs)", "Download JSON (your runs)"]
+    at.session_state["who"] = "ada"  # bob signed out, ada signed in, in the same browser
+    at.run()
+    assert not at.get("download_button")
