@@ -249,8 +249,16 @@ def test_a_run_from_the_history_replays_on_the_playground_once_picked(ray_local)
         store.delete(["9074a0b0f892", "5bb376eb59a4"])
 
 
-def test_a_prepared_history_export_is_shown_only_to_whom_it_was_built_for(ray_local, monkeypatch):
-    monkeypatch.setenv("PLAYGROUND_PASSCODE", "s3same")  # a team server: people sign in
+@pytest.fixture
+def team_server(monkeypatch):
+    """A server whose operator set a passcode: people sign in (its policy is read anew, and forgotten after)."""
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", "s3same")
+    ui.session.server_policy.clear()  # read once per server: this test's server has a passcode
+    yield
+    ui.session.server_policy.clear()
+
+
+def test_a_prepared_history_export_is_shown_only_to_whom_it_was_built_for(ray_local, team_server):
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["who"] = "bob"
     at.run()
