@@ -61,13 +61,12 @@ def downloads() -> None:
     store = shared_runner().store
     owner = who()
     everyone, scope = _scope()
-    whose = (owner, everyone)  # an export is shown only to whom it was built for
     if st.button(f"Prepare CSV and JSON ({scope})", help="Exports the history as it is now"):
         built = time.strftime("%H:%M:%S")
-        st.session_state["history_export"] = (whose, built, _csv(store, owner, everyone),
+        st.session_state["history_export"] = (owner, built, _csv(store, owner, everyone),
                                               store.export_json(owner=owner, everyone=everyone))  # fmt: skip
     export = st.session_state.get("history_export")
-    if not export or export[0] != whose:
+    if not export or export[0] != owner:  # shown only to whom it was built for (a sign-out may come between)
         return
     _, built, csv, json_text = export
     left, right = st.columns(2)
