@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from engine.core.config import ConfigError, RunConfig
@@ -170,13 +171,32 @@ def test_each_row_is_the_image_of_its_key():
 
 def test_resize_makes_the_models_size_from_any_size():
     images = [torch.full((3, h, w), 100, dtype=torch.uint8) for h, w in ((375, 500), (SIZE, SIZE), (500, 375))]
-    batch, order = resize_batch(images, SIZE, torch.device("cpu"))
-    assert batch.shape == (3, 3, SIZE, SIZE) and sorted(order) == [0, 1, 2]
+    batch = resize_batch(images, SIZE, torch.device("cpu"))
+    assert batch.shape == (3, 3, SIZE, SIZE)
     assert torch.allclose(batch, torch.tensor(100.0))  # bilinear keeps a flat image flat: no ringing, no offset
     gradient = torch.arange(SIZE, dtype=torch.uint8).repeat(3, SIZE, 1)
-    assert torch.equal(resize_batch([gradient], SIZE, torch.device("cpu"))[0][0], gradient.float())  # already sized
-    empty, none = resize_batch([], SIZE, torch.device("cpu"))
-    assert empty.shape == (0, 3, SIZE, SIZE) and none == []
+    assert torch.equal(resize_batch([gradient], SIZE, torch.device("cpu"))[0], gradient.float())  # already sized
+    assert resize_batch([], SIZE, torch.device("cpu")).shape == (0, 3, SIZE, SIZE)
+
+
+def test_one_batched_resize_samples_each_image_as_interpolate_does_whatever_its_layout():
+    generator = torch.Generator().manual_seed(0)
+
+    def noise(*shape):
+        return torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+
+    images = [
+        noise(375, 500, 3).permute(2, 0, 1),  # interleaved RGB, as the GPU decoders give it
+        noise(3, 500, 375),  # planar, as torchvision's decoder gives it
+        noise(3, 90, 120)[:, 5:70, 10:110],  # a crop of a larger image
+        noise(300, 512 * 3)[:, : 400 * 3].view(300, 400, 3).permute(2, 0, 1),  # rows padded to a pitch
+        noise(20, 30, 3).permute(2, 0, 1),  # smaller than the model's size: enlarged
+        noise(1, 7, 3).permute(2, 0, 1),
+    ]
+    batch = resize_batch(images, SIZE, torch.device("cpu"))
+    for row, image in enumerate(images):  # input order, row for row
+        expected = F.interpolate(image[None].float(), size=(SIZE, SIZE), mode="bilinear", align_corners=False)[0]
+        assert torch.allclose(batch[row], expected, atol=0.01), (row, (batch[row] - expected).abs().max())
 
 
 def test_the_cpu_device_decoder_is_torchvision_and_says_so():

@@ -85,30 +85,63 @@ def pil_rgb(data: bytes, size: int) -> np.ndarray:
         return np.array(img.convert("RGB"))  # writable, so torch.from_numpy takes it without a warning
 
 
-def resize_batch(images: list, size: int, device) -> tuple[Any, list[int]]:
-    """Images of any sizes (CHW uint8 on `device`) -> one NCHW float32 batch of size x size, values 0-255.
+def resize_batch(images: list, size: int, device):
+    """Images of any sizes (CHW uint8 on `device`) -> one NCHW float32 batch of size x size, 0-255, in input order.
 
-    Bilinear without antialiasing, as the GPU does it fastest. Images of the same size are resized
-    together, so a folder of same-sized photos costs a few kernels per batch, not a few per image.
-    The batch comes out grouped by size: `order` gives the input index of each of its rows.
+    Bilinear without antialiasing, sampled where `F.interpolate(align_corners=False)` samples. The
+    batch is four gathers from one buffer that holds every image's bytes: the same few kernels
+    whatever its images' sizes, where a resize per photo launches a few per image.
     """
     import torch
-    import torch.nn.functional as F
 
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, image in enumerate(images):
-        groups.setdefault(tuple(image.shape[-2:]), []).append(i)
-    parts, order = [], []
-    for shape, members in groups.items():
-        x = images[members[0]][None] if len(members) == 1 else torch.stack([images[i] for i in members])
-        x = x.float()
-        if shape != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
-        parts.append(x)
-        order += members
-    if not parts:
-        return torch.empty((0, 3, size, size), device=device), order
-    return torch.cat(parts), order
+    if not images:
+        return torch.empty((0, 3, size, size), device=device)
+    flats, layout, offset = [], [], 0
+    for image in images:
+        flat, (sc, sh, sw) = _flat(image)
+        flats.append(flat)
+        layout.append((offset, sc, sh, sw, image.shape[1], image.shape[2]))
+        offset += flat.numel()
+    buffer = torch.cat(flats)
+    index = torch.int32 if offset < 2**31 else torch.int64  # half the index traffic where it fits
+    start, sc, sh, sw, height, width = torch.tensor(layout, dtype=torch.int64).to(device).T
+    y0, y1, wy = _sample_points(height, size)
+    x0, x1, wx = _sample_points(width, size)
+    channels = start[:, None] + torch.arange(3, device=device) * sc[:, None]  # N x 3
+    rows = [(channels[:, :, None] + (y * sh[:, None])[:, None, :]).to(index) for y in (y0, y1)]  # N x 3 x size
+    cols = [(x * sw[:, None]).to(index)[:, None, None, :] for x in (x0, x1)]  # N x 1 x 1 x size
+
+    def pixels(row, col):
+        return buffer.index_select(0, (row[..., None] + col).view(-1)).view(len(images), 3, size, size).float()
+
+    wx = wx[:, None, None, :]
+    top = torch.lerp(pixels(rows[0], cols[0]), pixels(rows[0], cols[1]), wx)
+    bottom = torch.lerp(pixels(rows[1], cols[0]), pixels(rows[1], cols[1]), wx)
+    return torch.lerp(top, bottom, wy[:, None, :, None])
+
+
+def _flat(image) -> tuple[Any, tuple[int, int, int]]:
+    """One CHW image's memory as a 1-D view from its first pixel to its last, and its C, H, W strides in it.
+
+    A view, never a copy: decoders hand out interleaved RGB, planar RGB or rows padded to a pitch, and
+    the strides say where each pixel is in any of them.
+    """
+    import torch
+
+    span = 1 + sum((length - 1) * stride for length, stride in zip(image.shape, image.stride(), strict=True))
+    return torch.as_strided(image, (span,), (1,), image.storage_offset()), image.stride()
+
+
+def _sample_points(lengths, size: int):
+    """For each image's side (a length per image) and each of `size` outputs: the two pixels it blends and the
+    second one's weight, as `F.interpolate(mode="bilinear", align_corners=False)` computes them."""
+    import torch
+
+    src = (torch.arange(size, device=lengths.device) + 0.5)[None, :] * (lengths.float() / size)[:, None] - 0.5
+    src = src.clamp(min=0)
+    last = (lengths - 1)[:, None]
+    low = torch.minimum(src.long(), last)
+    return low, torch.minimum(low + 1, last), src - low
 
 
 @dataclass
@@ -182,9 +215,9 @@ class BatchDecoder:
             except Exception as exc:
                 bad.append((str(paths[i]), type(exc).__name__))
         kept = sorted(images)
-        batch, order = resize_batch([images[i] for i in kept], self.size, self.device)
+        batch = resize_batch([images[i] for i in kept], self.size, self.device)
         on_gpu = on_device if self.gpu else 0
-        return Decoded(batch, [str(paths[kept[j]]) for j in order], on_gpu, len(kept) - on_gpu, bad)
+        return Decoded(batch, [str(paths[i]) for i in kept], on_gpu, len(kept) - on_gpu, bad)
 
 
 def _is_rgb(image) -> bool:
