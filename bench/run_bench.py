@@ -6,7 +6,8 @@
 All cases run in one process, one after another, with the same model, precision and
 batch size, on deterministic synthetic images (`engine.core.data.synthetic_image`) or on
 the engine's generated JPEG photos of mixed sizes (`engine.core.data.ensure_jpegs`: each
-side 300-800 px, 50-150 KB a file):
+side 300-800 px, 65-125 KB a file; `--jpeg-shape WxH --jpeg-kb KB` makes a set of one size instead,
+read by the engine as a folder):
 
 - ceiling: the bare model on uint8 images already on the device (normalise,
   channels_last and cast as the engine's Predictor does), timed after warm-up with
@@ -73,7 +74,7 @@ import engine.execution.runner
 import engine.execution.steps
 from engine import RunConfig, start
 from engine.core.config import ConfigError
-from engine.core.data import build_dataset, decode_images, ensure_jpegs, synthetic_image
+from engine.core.data import PHOTO_SIDES, build_dataset, decode_images, ensure_jpegs, jpeg_dir, synthetic_image
 from engine.core.decode import CPU_DECODER, DECODER_ENV, NVIMGCODEC_MIXES, BatchDecoder, nvimgcodec_installed
 from engine.core.defaults import Machine, pick_layout
 from engine.core.inference import MEAN, STD
@@ -288,6 +289,9 @@ class Bench:
                                concurrency=actors, block_size_mb=block_mb, calls_per_actor=args.calls_per_actor,
                                object_store_limit_mb=args.object_store_limit_mb).validate()  # fmt: skip
         self.jpeg_images = args.jpeg_images or args.images
+        self.jpeg_set = {"shape": args.jpeg_shape, "aim_bytes": args.jpeg_kb * 1000 if args.jpeg_kb else None}
+        fixed = args.jpeg_shape or args.jpeg_kb
+        self.jpeg_data = jpeg_dir(**self.jpeg_set) if fixed else "jpeg"  # the engine reads a fixed set as a folder
 
     def ceiling(self) -> dict[str, Any]:
         a = self.args
@@ -363,7 +367,7 @@ class Bench:
 
     def _engine_jpeg(self, decode: str) -> dict[str, Any]:
         self._jpegs()  # written before the run, so first_result_s excludes writing them
-        case = engine_case(self.tuned.replace(data="jpeg", images=self.jpeg_images, decode=decode))
+        case = engine_case(self.tuned.replace(data=self.jpeg_data, images=self.jpeg_images, decode=decode))
         figures = {k: case["_summary"].get(k) for k in DECODE_FIGURES}
         say(f"  decoded by {figures['decoder']}: {figures['decoded_on_gpu']} on the GPU, "
             f"{figures['decoded_on_cpu']} on the CPU{'' if self.cuda else ' (no CUDA GPU here)'}")  # fmt: skip
@@ -419,7 +423,7 @@ class Bench:
 
     def _jpegs(self, count: int | None = None) -> list[str]:
         t = time.perf_counter()
-        paths = ensure_jpegs(count or self.jpeg_images)
+        paths = ensure_jpegs(count or self.jpeg_images, **self.jpeg_set)
         say(f"  {len(paths)} JPEG files ready in {time.perf_counter() - t:.1f} s")
         return paths
 
@@ -678,6 +682,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--jpeg-images", type=int, default=None, help="JPEG cases: photos written and read (default: --images)"
     )
     p.add_argument(
+        "--jpeg-shape", type=photo_shape, default=None, help="JPEG cases: photos of one size, WxH (e.g. 500x375)"
+    )
+    p.add_argument("--jpeg-kb", type=int, default=None, help="JPEG cases: the file size each photo aims at, KB")
+    p.add_argument(
         "--gpu-decoder",
         default="auto",
         choices=("auto", "torchvision", *NVIMGCODEC_MIXES),
@@ -693,6 +701,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     positive = (
         "jpeg_images",
+        "jpeg_kb",
         "object_store_limit_mb",
         "seed_images",
         "overhead_images",
@@ -712,6 +721,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES + SECTIONS)}")
     return args
+
+
+def photo_shape(text: str) -> tuple[int, int]:
+    """`WxH` -> (height, width), each side within what the photo generator can cut."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 500x375") from None
+    if not all(16 <= side <= PHOTO_SIDES[1] for side in (width, height)):
+        raise argparse.ArgumentTypeError(f"each side must be 16 to {PHOTO_SIDES[1]} px, not {text}")
+    return height, width
 
 
 def main(argv: list[str] | None = None) -> int:

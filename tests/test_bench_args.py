@@ -13,6 +13,9 @@ from engine.execution import connection
         (run_bench.parse, ["--object-store-limit-mb", "-5"], "--object-store-limit-mb must be at least 1"),
         (run_bench.parse, ["--cases", "ceiling,warp_speed"], "unknown case(s) warp_speed"),
         (run_bench.parse, ["--calls-per-actor", "0"], "--calls-per-actor must be at least 1"),
+        (run_bench.parse, ["--jpeg-shape", "500by375"], "'500by375' is not WIDTHxHEIGHT, e.g. 500x375"),
+        (run_bench.parse, ["--jpeg-shape", "900x375"], "each side must be 16 to 800 px, not 900x375"),
+        (run_bench.parse, ["--jpeg-kb", "0"], "--jpeg-kb must be at least 1"),
         (run_bench.parse, ["--gpu-decoder", "nvimgcodec-hw+cpu"], "--gpu-decoder nvimgcodec-hw+cpu needs a CUDA GPU"),
         (gpu_sharing.main, ["--layouts", "4x"], "want PROCESSESxTHREADS"),
         (gpu_sharing.main, ["--layouts", "0x2"], "processes and threads must be at least 1"),
@@ -28,6 +31,17 @@ def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys)
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
+
+
+def test_a_photo_set_of_one_size_is_read_by_the_engine_as_a_folder_of_its_own():
+    from engine.core.data import jpeg_dir
+
+    args = run_bench.parse(["--images", "64", "--jpeg-shape", "500x375", "--jpeg-kb", "50"])
+    assert (args.jpeg_shape, args.jpeg_kb) == ((375, 500), 50)
+    bench = run_bench.Bench(args)
+    assert bench.jpeg_set == {"shape": (375, 500), "aim_bytes": 50_000}
+    assert bench.jpeg_data == jpeg_dir((375, 500), 50_000) != jpeg_dir()
+    assert run_bench.Bench(run_bench.parse(["--images", "64"])).jpeg_data == "jpeg"  # the app's own photos
 
 
 def test_speedups_and_the_table_come_from_steady_rates_and_say_which_decoder_ran():

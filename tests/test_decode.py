@@ -258,7 +258,7 @@ def test_generated_photos_have_realistic_sizes_and_never_change(tmp_path, monkey
         with Image.open(path) as img:
             assert img.format == "JPEG" and img.mode == "RGB"
             assert all(300 <= side <= 800 for side in img.size), img.size
-        assert 50_000 <= os.path.getsize(path) <= 150_000, os.path.getsize(path)
+        assert 50_000 <= os.path.getsize(path) <= 150_000, os.path.getsize(path)  # aimed at 65-125 KB
     assert len({data.photo(i).shape for i in range(12)}) > 6  # mixed sizes
     before = [os.path.getmtime(p) for p in paths]
     assert data.ensure_jpegs(12) == paths and [os.path.getmtime(p) for p in paths] == before  # written once
@@ -266,6 +266,12 @@ def test_generated_photos_have_realistic_sizes_and_never_change(tmp_path, monkey
     assert not [n for n in os.listdir(data.jpeg_dir()) if n.endswith(".tmp")]
     shown = data.load_image(RunConfig(data="jpeg", image_size=SIZE), paths[0])
     assert shown.shape == (SIZE, SIZE, 3)
+    fixed = data.ensure_jpegs(3, shape=(375, 500), aim_bytes=50_000)  # a set of one size, in a folder of its own
+    assert os.path.dirname(fixed[0]) == data.jpeg_dir((375, 500), 50_000) != data.jpeg_dir()
+    for path in fixed:
+        with Image.open(path) as img:
+            assert img.size == (500, 375)
+        assert 35_000 <= os.path.getsize(path) <= 65_000, os.path.getsize(path)
 
 
 # --- what a run reports ----------------------------------------------------------------------

@@ -113,50 +113,65 @@ _GRAIN = np.array([0, 2, 4, 8, 16, 24, 32, 48, 64], np.float32)
 _BITS_PER_PIXEL = np.array([0.99, 1.18, 1.56, 2.40, 3.63, 4.47, 5.05, 5.89, 6.50], np.float32)
 
 
-def jpeg_dir() -> str:
-    """The folder of the "JPEG files" option's photos: one set, whatever size the model takes."""
-    return os.path.join(cache_dir(), "jpeg", "photos")
+def jpeg_dir(shape: tuple[int, int] | None = None, aim_bytes: int | None = None) -> str:
+    """The folder of the "JPEG files" option's photos: one set, whatever size the model takes.
+
+    A set of one `shape` (height, width) and file size (`aim_bytes`) has a folder of its own.
+    """
+    if shape is None and aim_bytes is None:
+        return os.path.join(cache_dir(), "jpeg", "photos")
+    height, width = shape or ("mixed", "mixed")
+    return os.path.join(cache_dir(), "jpeg", f"photos-{height}x{width}-{aim_bytes or 'mixed'}b")
 
 
-def ensure_jpegs(count: int, progress: Callable[[int, int], None] | None = None) -> list[str]:
+def ensure_jpegs(
+    count: int,
+    progress: Callable[[int, int], None] | None = None,
+    shape: tuple[int, int] | None = None,
+    aim_bytes: int | None = None,
+) -> list[str]:
     """Write (once) and return `count` JPEG photos of mixed sizes, on every core.
 
-    Each side is 300-800 px and each file 50-150 KB, drawn per file index, so a decoder meets
-    the pixel counts and bytes of real photos. Pillow encodes without the GIL, so a thread per
-    core writes them in parallel; each file appears whole (written aside, then renamed).
+    Each side is 300-800 px and each file 65-125 KB, drawn per file index, so a decoder meets
+    the pixel counts and bytes of real photos; `shape` and `aim_bytes` fix them instead (see `photo`).
+    Pillow encodes without the GIL, so a thread per core writes them in parallel; each file appears
+    whole (written aside, then renamed).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    folder = jpeg_dir()
+    folder = jpeg_dir(shape, aim_bytes)
     os.makedirs(folder, exist_ok=True)
     paths = [os.path.join(folder, f"img_{i:07d}.jpg") for i in range(count)]
     missing = [i for i, p in enumerate(paths) if not os.path.exists(p)]
     _photo_tiles()  # once, before the threads cut photos from them
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        written = pool.map(lambda i: _write_jpeg(paths[i], i), missing)
+        written = pool.map(lambda i: _write_jpeg(paths[i], photo(i, shape, aim_bytes)), missing)
         for done, _ in enumerate(written, 1):
             if progress and (done % 50 == 0 or done == len(missing)):
                 progress(done, len(missing))
     return paths
 
 
-def _write_jpeg(path: str, key: int) -> None:
+def _write_jpeg(path: str, pixels: np.ndarray) -> None:
     from PIL import Image
 
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # two writers of one file never share a temporary
-    Image.fromarray(photo(key)).save(tmp, format="JPEG", quality=PHOTO_QUALITY)
+    Image.fromarray(pixels).save(tmp, format="JPEG", quality=PHOTO_QUALITY)
     os.replace(tmp, path)
 
 
-def photo(key: int) -> np.ndarray:
+def photo(key: int, shape: tuple[int, int] | None = None, aim_bytes: int | None = None) -> np.ndarray:
     """The generated photo with this index: a window of colour waves plus grain, its size and grain drawn by `key`.
 
     The grain sets how well the photo compresses: it is chosen from `_BITS_PER_PIXEL` so that the file
-    lands near a size drawn from PHOTO_BYTES, however many pixels the photo has.
+    lands near a size drawn from PHOTO_BYTES, however many pixels the photo has. `shape` (height, width,
+    each at most PHOTO_SIDES' largest) and `aim_bytes` fix the size and the file size instead.
     """
     rng = np.random.default_rng(key)
     height, width = (int(v) for v in rng.integers(PHOTO_SIDES[0], PHOTO_SIDES[1] + 1, 2))
     aim = rng.uniform(*PHOTO_BYTES)
+    height, width = shape or (height, width)
+    aim = aim_bytes or aim
     grain = float(np.interp(aim * 8 / (height * width), _BITS_PER_PIXEL, _GRAIN))
     waves, noise = _photo_tiles()
     span = len(waves)
