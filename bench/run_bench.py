@@ -290,7 +290,7 @@ class Bench:
                                object_store_limit_mb=args.object_store_limit_mb).validate()  # fmt: skip
         self.jpeg_images = args.jpeg_images or args.images
         self.jpeg_set = {"shape": args.jpeg_shape, "aim_bytes": args.jpeg_kb * 1000 if args.jpeg_kb else None}
-        fixed = args.jpeg_shape or args.jpeg_kb
+        fixed = any(self.jpeg_set.values())
         self.jpeg_data = jpeg_dir(**self.jpeg_set) if fixed else "jpeg"  # the engine reads a fixed set as a folder
 
     def ceiling(self) -> dict[str, Any]:

@@ -168,6 +168,7 @@ def photo(key: int, shape: tuple[int, int] | None = None, aim_bytes: int | None 
     each at most PHOTO_SIDES' largest) and `aim_bytes` fix the size and the file size instead.
     """
     rng = np.random.default_rng(key)
+    # drawn even where fixed, so the crop and colour drawn next are the same photo's either way
     height, width = (int(v) for v in rng.integers(PHOTO_SIDES[0], PHOTO_SIDES[1] + 1, 2))
     aim = rng.uniform(*PHOTO_BYTES)
     height, width = shape or (height, width)

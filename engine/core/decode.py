@@ -104,7 +104,8 @@ def resize_batch(images: list, size: int, device):
         offset += flat.numel()
     buffer = torch.cat(flats)
     index = torch.int32 if offset < 2**31 else torch.int64  # half the index traffic where it fits
-    start, sc, sh, sw, height, width = torch.tensor(layout, dtype=torch.int64).to(device).T
+    # non_blocking: staged at once, so the host does not wait for the stream's decode to finish first
+    start, sc, sh, sw, height, width = torch.tensor(layout, dtype=torch.int64).to(device, non_blocking=True).T
     y0, y1, wy = _sample_points(height, size)
     x0, x1, wx = _sample_points(width, size)
     channels = start[:, None] + torch.arange(3, device=device) * sc[:, None]  # N x 3
