@@ -140,6 +140,26 @@ def test_a_reused_pid_does_not_keep_a_run_alive(tmp_path):
     assert store.get("mine")["status"] == "running" and store.get("reused")["status"] == "interrupted"
 
 
+def test_a_start_time_nudged_by_the_clock_is_still_the_same_process(monkeypatch):
+    """The system's boot time is whole seconds of a slewed wall clock: the start time read again moves."""
+    import time
+
+    import psutil
+
+    from engine.store import liveness
+
+    now, read = time.time(), {}
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: read["created"])
+    for saved, created, ended in [
+        (now - 5, now - 5 + 1.0000002, False),  # the boot time flipped a second since it was saved
+        (now - 86_400, now - 86_400 + 20, False),  # a day of slewing moved it 20 s
+        (now - 5, now - 5 + 30, True),  # a process 30 s younger has the PID: the saver ended
+        (now - 86_400, now - 86_400 - 3_600, True),
+    ]:
+        read["created"] = created
+        assert liveness.ended(os.getpid(), saved) is ended, (now - saved, created - saved)
+
+
 def test_a_run_whose_process_ended_reads_interrupted_before_it_is_marked(tmp_path, capsys):
     db = str(tmp_path / "runs.sqlite")
     store = RunStore(db)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import Any
 
 import psutil
@@ -16,7 +17,11 @@ import psutil
 from engine.store.rows import LIVE
 
 ENDED = "the process running it ended"
-START_SLACK_S = 1.0  # a start time counts from the boot time, which a clock adjustment can nudge
+# A start time is read as boot time + time since boot, and the boot time the system reports is the wall
+# clock less the time since boot, in whole seconds: it flips by a second as the clock is slewed, and
+# drifts by up to 500 ppm (the fastest the kernel slews) of the time since the process started.
+START_SLACK_S = 2.0
+MAX_SLEW = 5e-4
 
 
 def this_process() -> tuple[int, float]:
@@ -41,7 +46,9 @@ def ended(pid: int, started_at: float | None) -> bool:
         return True
     except psutil.Error:  # it exists, but its start time cannot be read: no sign that it ended
         return False
-    return started_at is not None and abs(created - started_at) > START_SLACK_S
+    if started_at is None:
+        return False
+    return abs(created - started_at) > START_SLACK_S + MAX_SLEW * max(0.0, time.time() - started_at)
 
 
 def as_read(row: dict[str, Any]) -> dict[str, Any]:
