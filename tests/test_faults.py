@@ -345,6 +345,8 @@ def test_an_absurd_batch_runs_out_of_gpu_memory_in_one_line_and_gives_it_back(ti
     assert then["status"] == "finished"  # the runner takes the next run, on the same GPU
 
 
+# The SystemExit that ends the thread is what Python's own threads ignore; pytest reports any thread's exception.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_thread_told_to_end_ends_as_its_blocking_call_returns_and_runs_nothing_after():
     import threading
 
