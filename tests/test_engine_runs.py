@@ -295,6 +295,28 @@ def test_warmed_workers_import_torch_as_they_start(ray_local):
     assert ray.get(ray.remote(num_cpus=0)(torch_imported_before_the_task).remote(), timeout=120)
 
 
+def test_workers_import_torch_as_they_start_except_the_engines_bookkeeping_ones(ray_local):
+    from engine.execution.reporter import get_reporter
+    from engine.execution.warm import TORCHLESS
+
+    def holds_torch() -> bool:  # defined here so Ray pickles it by value: the workers cannot import tests/
+        import sys
+
+        return "torch" in sys.modules
+
+    task = ray.remote(num_cpus=0)(holds_torch)
+    assert ray.get(task.remote(), timeout=120) is True  # the suite's Ray is warmed, as the app's is
+    assert ray.get(task.options(runtime_env=TORCHLESS).remote(), timeout=120) is False
+    import psutil
+    import ray._private.state as state
+
+    ray.get(get_reporter().snapshot.remote(), timeout=120)
+    (pid,) = [
+        a["Pid"] for a in state.actors().values() if a.get("State") == "ALIVE" and a["ActorClassName"] == "Reporter"
+    ]
+    assert not any("libtorch" in m.path for m in psutil.Process(pid).memory_maps())
+
+
 @pytest.mark.subprocess
 def test_warm_is_said_once_the_workers_it_started_are_idle():
     """A worker busy importing (here: 3 s of CPU under Ray's worker title) is waited for, and no longer."""

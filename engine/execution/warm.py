@@ -10,8 +10,9 @@ worker stats, through the raylet's own PrestartWorkers call (the one Ray uses
 to prestart workers for a job), after the warm-up and again after every run; it
 falls back to warming idle task workers with short tasks where that call is
 unavailable. Before that it runs one short task per CPU (`fill_task_workers`), so the
-first run's read tasks also find torch-ready workers. Nothing about the user's run is
-precomputed.
+first run's read tasks also find torch-ready workers. The engine's own bookkeeping actors
+(the reporter, the warm-up's one-row dataset) ask for workers without torch (`TORCHLESS`). Nothing
+about the user's run is precomputed.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ KEEP_ALIVE_S = 1800  # an unused prestarted worker exits after this
 HOLD_S = 6.0  # fallback: long enough that Ray starts one worker per hold task instead of reusing one
 FILL_HOLD_S = 1.0  # long enough that the tasks of one fill run side by side, each on a worker of its own
 REFILL_HOLD_S = 0.5  # fallback after a run: short, so a quick next Launch finds the workers idle, not holding
+# A runtime env for the engine's own bookkeeping actors: it asks Ray for workers of their own, in which
+# `prepare_worker` imports nothing, so that on a small machine their start shares no core with torch imports.
+TORCHLESS_VAR = "PLAYGROUND_TORCHLESS_WORKER"
+TORCHLESS = {"env_vars": {TORCHLESS_VAR: "1"}}
 IMPORTING_CPU_PCT = 10.0  # a worker process above this share of one core is still importing
 MIN_SETTLE_S = 2.0  # the raylet starts prestarted workers a moment after the call: look at least this long
 
 
 def prepare_worker() -> None:
+    if os.environ.get(TORCHLESS_VAR):
+        return
     import ray.data  # noqa: F401
     import torch  # noqa: F401
     import torchvision.models  # noqa: F401
@@ -112,7 +119,9 @@ def keep_warm(count: int, wait: bool = True) -> int:
     try:
         if wait:
             ray.get(get_reporter().snapshot.remote(), timeout=120)
-            ray.data.range(1).map_batches(_Identity, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0).take(1)
+            ray.data.range(1).map_batches(
+                _Identity, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0, runtime_env=TORCHLESS
+            ).take(1)
             fill_task_workers()
         kept = prestart(count)
         if kept is not None:
