@@ -63,6 +63,14 @@ def test_no_driver_means_no_readings_and_a_reason(use):
     assert nvml.unavailable_reason().startswith("no NVIDIA GPU")
 
 
+@pytest.mark.skipif(bool(nvml.read_gpus()), reason="this machine has an NVIDIA GPU")
+def test_without_nvidias_library_the_reason_is_nvmls_own_words(monkeypatch):
+    monkeypatch.setattr(nvml, "_state", {"ready": None, "why": ""})  # the real pynvml, asked afresh
+    assert nvml.read_gpus() == []
+    why = nvml.unavailable_reason()  # here "no NVIDIA GPU (NVML Shared Library Not Found)"
+    assert why == "NVML found no GPU" or (why.startswith("no NVIDIA GPU (") and "NVMLError" not in why), why
+
+
 def test_zero_gpus_is_not_a_gpu(use):
     use(fake_pynvml(count=0))
     assert nvml.read_gpus() == []

@@ -40,7 +40,7 @@ def _init() -> bool:
                     _state["why"] = "NVML found no GPU"
             except Exception as exc:  # no library, no driver, or no device
                 _state["ready"] = False
-                _state["why"] = f"no NVIDIA GPU ({type(exc).__name__})"
+                _state["why"] = f"no NVIDIA GPU ({str(exc) or type(exc).__name__})"  # NVML's words, not its class
         return bool(_state["ready"])
 
 
