@@ -295,6 +295,15 @@ def test_warmed_workers_import_torch_as_they_start(ray_local):
     assert ray.get(ray.remote(num_cpus=0)(torch_imported_before_the_task).remote(), timeout=120)
 
 
+def test_bookkeeping_actors_get_bare_workers_only_where_workers_import_torch(monkeypatch):
+    """Elsewhere (the CLI) a runtime env of their own would only cost them a worker start."""
+    from engine.execution import connection, warm
+
+    for torch_ready, env in ((True, warm.TORCHLESS), (False, None)):
+        monkeypatch.setattr(connection, "torch_ready_workers", lambda ready=torch_ready: ready)
+        assert warm.bookkeeping_env() == env
+
+
 def test_workers_import_torch_as_they_start_except_the_engines_bookkeeping_ones(ray_local):
     from engine.execution.reporter import get_reporter
     from engine.execution.warm import TORCHLESS

@@ -84,6 +84,11 @@ def connect(address: str | None = None, wait_s: float = 0.0, warm: bool = False,
     return _owner.submit(_connect, address, wait_s, None, join_running).result()
 
 
+def torch_ready_workers() -> bool:
+    """Whether the workers of this process's Ray import torch as they start (a `connect(warm=True)` was made)."""
+    return _torch_ready_workers.is_set()
+
+
 @contextmanager
 def using(address: str | None, what: str, wait_s: float = 0.0) -> Iterator[str]:
     """`connect`, then keep the connection for the block; `what` ("a run") names it to a would-be switch."""

@@ -16,7 +16,7 @@ import time
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from engine.execution.warm import TORCHLESS
+from engine.execution.warm import bookkeeping_env
 
 SKIPPED_NAMES = 20  # the summary names at most this many skipped files (and counts them all)
 
@@ -132,7 +132,9 @@ def get_reporter():
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         # Unnamed: looked up by name, a reporter whose last handle was just dropped (a reconnect) could be
         # handed back while Ray destroys it, and the next run would fail on a dead actor.
-        _handle["reporter"] = Reporter.options(lifetime=None, scheduling_strategy=here, runtime_env=TORCHLESS).remote()
+        _handle["reporter"] = Reporter.options(
+            lifetime=None, scheduling_strategy=here, runtime_env=bookkeeping_env()
+        ).remote()
     return _handle["reporter"]
 
 

@@ -11,7 +11,7 @@ to prestart workers for a job), after the warm-up and again after every run; it
 falls back to warming idle task workers with short tasks where that call is
 unavailable. Before that it runs one short task per CPU (`fill_task_workers`), so the
 first run's read tasks also find torch-ready workers. The engine's own bookkeeping actors
-(the reporter, the warm-up's one-row dataset) ask for workers without torch (`TORCHLESS`). Nothing
+(the reporter, the warm-up's one-row dataset) ask for workers without torch (`bookkeeping_env`). Nothing
 about the user's run is precomputed.
 """
 
@@ -29,12 +29,22 @@ KEEP_ALIVE_S = 1800  # an unused prestarted worker exits after this
 HOLD_S = 6.0  # fallback: long enough that Ray starts one worker per hold task instead of reusing one
 FILL_HOLD_S = 1.0  # long enough that the tasks of one fill run side by side, each on a worker of its own
 REFILL_HOLD_S = 0.5  # fallback after a run: short, so a quick next Launch finds the workers idle, not holding
-# A runtime env for the engine's own bookkeeping actors: it asks Ray for workers of their own, in which
-# `prepare_worker` imports nothing, so that on a small machine their start shares no core with torch imports.
 TORCHLESS_VAR = "PLAYGROUND_TORCHLESS_WORKER"
-TORCHLESS = {"env_vars": {TORCHLESS_VAR: "1"}}
+TORCHLESS = {"env_vars": {TORCHLESS_VAR: "1"}}  # a runtime env whose workers `prepare_worker` leaves bare
 IMPORTING_CPU_PCT = 10.0  # a worker process above this share of one core is still importing
 MIN_SETTLE_S = 2.0  # the raylet starts prestarted workers a moment after the call: look at least this long
+
+
+def bookkeeping_env() -> dict | None:
+    """The runtime env for the engine's own bookkeeping actors (the reporter, the warm-up's one-row dataset).
+
+    Where every worker imports torch as it starts, workers of their own without torch: on a small
+    machine their start then shares no core with torch imports. Elsewhere the job's own workers, which
+    Ray may have started already (a pool of their own would cost a worker start and spare nothing).
+    """
+    from engine.execution.connection import torch_ready_workers
+
+    return TORCHLESS if torch_ready_workers() else None
 
 
 def prepare_worker() -> None:
@@ -120,7 +130,7 @@ def keep_warm(count: int, wait: bool = True) -> int:
         if wait:
             ray.get(get_reporter().snapshot.remote(), timeout=120)
             ray.data.range(1).map_batches(
-                _Identity, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0, runtime_env=TORCHLESS
+                _Identity, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0, runtime_env=bookkeeping_env()
             ).take(1)
             fill_task_workers()
         kept = prestart(count)
