@@ -83,13 +83,13 @@ def test_join_a_cluster_launch_watch_live_and_see_each_node(two_nodes, tmp_path)
             box = above_the_fold.bounding_box()
             assert box and box["y"] + box["height"] <= 720, box
         page.screenshot(path=os.path.join(ARTIFACTS, "e2e-first-paint-1280x720.png"))
-        # Launch at once, while Ray starts and warms workers, as a presenter would: the run waits for them.
+        # Launch at once, while Ray starts and warms workers, as a presenter would: the run goes beside the warm-up.
         page.get_by_role("button", name="Launch").click()
         page.set_viewport_size({"width": 1500, "height": 2400})
 
         counts: list[int] = []
         flowing = 0
-        deadline = time.time() + 420  # the run waits for the app's warm-up: minutes on a slow 2-core machine
+        deadline = time.time() + 420  # beside the app's warm-up: minutes on a slow 2-core machine
         while time.time() < deadline and page.get_by_text("Sample predictions").count() == 0:
             n, latest_rate = page.evaluate(THROUGHPUT)
             if n > 0 and (not counts or n != counts[-1]):
