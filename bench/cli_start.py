@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from bench.run_bench import environment
+from bench.run_bench import environment, record
 from engine.observe import nvml
 
 
@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
               "runs": runs, "app": app,
               "median_first_result_s": {"cold": medians["started"], "ray_running": medians["running"]},
               "median_cli_steady_images_per_sec": statistics.median(cli_rates) if cli_rates else None}  # fmt: skip
-    print(json.dumps(result["median_first_result_s"]))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    record(result, "median_first_result_s", args.out)
     return 0
 
 

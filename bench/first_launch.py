@@ -18,14 +18,7 @@ import sys
 import tempfile
 import time
 
-from tests.browser import browser_page, serve_app
-
-LATEST_RATE = """() => {
-  const plot = [...document.querySelectorAll('.js-plotly-plot')]
-    .find(p => (p.layout?.title?.text || '').includes('Throughput'));
-  const ys = plot ? plot.data[0].y : [];
-  return ys.length ? ys[ys.length - 1] : 0;
-}"""
+from tests.browser import THROUGHPUT, browser_page, serve_app
 
 
 def one_run(delay_s: float, images: int) -> dict:
@@ -41,7 +34,7 @@ def one_run(delay_s: float, images: int) -> dict:
         page.get_by_role("button", name="Launch").click()
         clicked, flowing = time.time(), None
         while flowing is None and time.time() - clicked < 300:
-            if page.evaluate(LATEST_RATE) > 0:
+            if (page.evaluate(THROUGHPUT)[1] or 0) > 0:  # null: a sample without a rate
                 flowing = round(time.time() - clicked, 2)
             time.sleep(0.25)
         page.get_by_role("button", name="Stop").click()
@@ -57,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--images", type=int, default=512)
     args = p.parse_args(argv)
+    for name in ("runs", "images"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, not {getattr(args, name)}")
+    if args.delay_s < 0:
+        p.error(f"--delay-s must be 0 or more, not {args.delay_s}")
     runs = []
     for _ in range(args.runs):
         runs.append(one_run(args.delay_s, args.images))

@@ -621,6 +621,14 @@ def start_warm_ray() -> float:
     return connect_s
 
 
+def record(result: dict, headline: str, out: str | None) -> None:
+    """Print a benchmark's headline figures (`result[headline]`); write the whole result as JSON to `out`."""
+    print(json.dumps(result[headline]))
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def environment(cuda: bool) -> tuple[str, dict[str, Any]]:
     versions = {"python": platform.python_version(), **{m.__name__: m.__version__ for m in (ray, torch, torchvision)}}
     gpu = "cpu"

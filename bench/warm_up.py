@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 
-from bench.run_bench import environment
+from bench.run_bench import environment, record
 
 PHASES = ("connect", "keep_warm", "settle", "total")
 ONE_RUN = """
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error(f"--runs must be at least 1, not {args.runs}")
     runs = []
     for _ in range(args.runs):
         runs.append(one_run())
@@ -63,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "median_s": {phase: statistics.median(r[phase] for r in runs) for phase in PHASES},
     }
-    print(json.dumps(result["median_s"]))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+    record(result, "median_s", args.out)
     return 0
 
 

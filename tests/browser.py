@@ -17,6 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REAP_S = 15.0  # after SIGTERM, how long the app's processes (its Ray's) may take to end
+# The Playground's throughput chart as the page drew it: [its number of points, its latest images/sec]
+THROUGHPUT = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const plot = plots.find(p => (p.layout?.title?.text || '').includes('Throughput'));
+  if (!plot) return [-1, 0];
+  const ys = plot.data[0].y;
+  return [ys.length, ys.length ? ys[ys.length - 1] : 0];
+}"""
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

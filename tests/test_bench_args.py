@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench import gpu_sharing, run_bench
+from bench import first_launch, gpu_sharing, run_bench, warm_up
 from engine.execution import connection
 
 
@@ -17,6 +17,9 @@ from engine.execution import connection
         (run_bench.parse, ["--jpeg-shape", "900x375"], "each side must be 16 to 800 px, not 900x375"),
         (run_bench.parse, ["--jpeg-kb", "0"], "--jpeg-kb must be at least 1"),
         (run_bench.parse, ["--gpu-decoder", "nvimgcodec-hw+cpu"], "--gpu-decoder nvimgcodec-hw+cpu needs a CUDA GPU"),
+        (warm_up.main, ["--runs", "0"], "--runs must be at least 1, not 0"),
+        (first_launch.main, ["--images", "0"], "--images must be at least 1, not 0"),
+        (first_launch.main, ["--delay-s", "-1"], "--delay-s must be 0 or more, not -1.0"),
         (gpu_sharing.main, ["--layouts", "4x"], "want PROCESSESxTHREADS"),
         (gpu_sharing.main, ["--layouts", "0x2"], "processes and threads must be at least 1"),
         (gpu_sharing.main, ["--inputs", "disk"], "want host, device or host,device"),

@@ -13,14 +13,6 @@ import time
 
 import pytest
 
-THROUGHPUT = """() => {
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const plot = plots.find(p => (p.layout?.title?.text || '').includes('Throughput'));
-  if (!plot) return [-1, 0];
-  const ys = plot.data[0].y;
-  return [ys.length, ys.length ? ys[ys.length - 1] : 0];
-}"""
-
 FONT_SIZES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => {
   const l = p._fullLayout;  // what plotly drew, after Streamlit's theme: ticks and axis titles included
   return [l.title.text, Math.min(l.font.size, l.xaxis.tickfont.size, l.yaxis.tickfont.size,
@@ -64,7 +56,7 @@ def two_nodes():
 @pytest.mark.e2e
 def test_join_a_cluster_launch_watch_live_and_see_each_node(two_nodes, tmp_path):
     from engine.store import RunStore
-    from tests.browser import ARTIFACTS, browser_page, serve_app
+    from tests.browser import ARTIFACTS, THROUGHPUT, browser_page, serve_app
 
     db = str(tmp_path / "runs.sqlite")
     with (
