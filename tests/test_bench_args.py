@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench import first_launch, gpu_sharing, run_bench, warm_up
+from bench import decode_overlap, first_launch, gpu_sharing, run_bench, warm_up
 from engine.execution import connection
 
 
@@ -26,6 +26,8 @@ from engine.execution import connection
         (gpu_sharing.main, ["--seconds", "1"], "--seconds must be more than 1"),
         (gpu_sharing.main, ["--model", "resnet9000"], "model must be one of"),
         (gpu_sharing.main, ["--precision", "fp8"], "precision must be one of"),
+        (decode_overlap.main, ["--batches", "0"], "--batches must be at least 1"),
+        (decode_overlap.main, ["--decoders", "pil"], "--decoders takes nvimgcodec, torchvision, not pil"),
     ],
 )
 def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys):
@@ -34,6 +36,14 @@ def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys)
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
+
+
+def test_decode_overlap_without_a_gpu_says_so_in_one_line(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the path of a machine without one, anywhere
+    assert decode_overlap.main(["--batches", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "decode_overlap needs an NVIDIA GPU: CUDA streams are what it measures"
 
 
 def test_a_photo_set_of_one_size_is_read_by_the_engine_as_a_folder_of_its_own():

@@ -1,0 +1,248 @@
+"""Can one process's GPU decode overlap its model's forward pass? Rates, GIL shares and a CUDA trace.
+
+    python -m bench.decode_overlap [--batches 12] [--jpeg-shape 500x375 --jpeg-kb 50] [--out FILE]
+
+One process without Ray, on one GPU, with the engine's decoders (`engine.core.decode.BatchDecoder`)
+and its model (`engine.core.inference.Predictor`), on the engine's generated JPEG photos. For each
+decoder (nvImageCodec's default, torchvision's) it times, in img/s over the same batches:
+
+- `model`: the forward pass alone, on one decoded batch again and again;
+- `decode`: decode and resize alone;
+- `serial`: decode, then the model, on one thread (one actor call);
+- `pipelined`: a decoding thread and a model thread, each on a CUDA stream of its own, a queue of
+  two batches between them: the overlap one actor could reach with its calls in flight;
+- `pipelined_graph`: the same with the forward pass replayed as one CUDA graph, which holds the
+  GIL for one launch instead of one per layer.
+
+`gil_share` is the share of the GIL that a spinning Python thread gets while the decoder (or the
+model) runs, against while the main thread sleeps: 1.0 means the call releases the GIL. `trace` is
+a torch profiler trace of `pipelined`: the CUDA calls that took the most host time, and how long
+kernels ran on two streams at once against on any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+DECODERS = ("nvimgcodec", "torchvision")
+
+
+def graphed(model, batch_shape: tuple[int, ...], device):
+    """`model.logits` as one CUDA graph replay on a static input (full batches only)."""
+    import torch
+
+    static_x = torch.zeros(batch_shape, device=device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side), torch.inference_mode():
+        for _ in range(3):  # cuDNN's and the allocator's first-call work stays out of the graph
+            model.logits(static_x)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph):
+        out = model.logits(static_x)
+
+    def logits(x):
+        static_x.copy_(x)
+        graph.replay()
+        return out
+
+    return logits
+
+
+def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: int = 2) -> None:
+    """Decode on one thread and stream, the model on another, a bounded queue of decoded batches between."""
+    import torch
+
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    decode_stream, model_stream = torch.cuda.Stream(device), torch.cuda.Stream(device)
+
+    def produce() -> None:
+        with torch.inference_mode(), torch.cuda.stream(decode_stream):
+            for paths, blobs in batches:
+                images = decode(paths, blobs).images
+                ready = torch.cuda.Event()
+                ready.record(decode_stream)
+                handoff.put((images, ready))
+        handoff.put(None)
+
+    def consume() -> None:
+        with torch.inference_mode(), torch.cuda.stream(model_stream):
+            while (item := handoff.get()) is not None:
+                images, ready = item
+                model_stream.wait_event(ready)
+                images.record_stream(model_stream)  # the decode stream's memory, read on this one
+                logits(images)
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def gil_share(work: Callable[[], Any]) -> float:
+    """A spinning thread's loop rate while `work` runs on this thread, over its rate while this thread sleeps."""
+    state = {"stop": False, "loops": 0}
+
+    def spin() -> None:
+        while not state["stop"]:
+            state["loops"] += 1
+
+    def loop_rate(task: Callable[[], Any]) -> tuple[float, float]:
+        state.update(stop=False, loops=0)
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        start = time.perf_counter()
+        task()
+        seconds = time.perf_counter() - start
+        state["stop"] = True
+        spinner.join()
+        return state["loops"] / seconds, seconds
+
+    busy, seconds = loop_rate(work)
+    idle, _ = loop_rate(lambda: time.sleep(seconds))
+    return round(busy / idle, 3)
+
+
+def trace(work: Callable[[], Any]) -> dict[str, Any]:
+    """CUDA calls by host time, and kernel time on two streams at once against on any, while `work` runs."""
+    import tempfile
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        work()
+        torch.cuda.synchronize()
+    with tempfile.NamedTemporaryFile(suffix=".json") as file:
+        prof.export_chrome_trace(file.name)
+        events = json.load(open(file.name))["traceEvents"]
+    calls: dict[str, list[float]] = {}
+    streams: dict[str, float] = {}
+    edges: list[tuple[float, int]] = []
+    for event in events:
+        if event.get("cat") in ("cuda_runtime", "cuda_driver"):
+            count_us = calls.setdefault(event["name"], [0, 0.0])
+            count_us[0] += 1
+            count_us[1] += event.get("dur", 0)
+        elif event.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and event.get("dur", 0) > 0:
+            edges += [(event["ts"], 1), (event["ts"] + event["dur"], -1)]
+            key = f"stream {event['args'].get('stream')}"
+            streams[key] = streams.get(key, 0.0) + event["dur"]
+    edges.sort()
+    active, last, any_us, both_us = 0, None, 0.0, 0.0
+    for at, step in edges:
+        if last is not None and active:
+            any_us += at - last
+            both_us += (at - last) if active >= 2 else 0.0
+        active, last = active + step, at
+    top = sorted(calls.items(), key=lambda item: -item[1][1])[:12]
+    return {"cuda_calls": [[name, n, round(us)] for name, (n, us) in top],
+            "gpu_busy_us": round(any_us), "two_streams_us": round(both_us),
+            "stream_busy_us": {k: round(v) for k, v in sorted(streams.items())}}  # fmt: skip
+
+
+def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any]:
+    """Every figure in the module's docstring, for one decoder."""
+    import torch
+
+    from engine.core.decode import BatchDecoder
+
+    device = model.device
+    decoder = BatchDecoder.for_device(device, size, kind)
+    images = len(batches) * len(batches[0][0])
+
+    def rate(work: Callable[[], Any]) -> float:
+        torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        work()
+        torch.cuda.synchronize(device)
+        return round(images / (time.perf_counter() - start), 1)
+
+    def serial(logits: Callable) -> None:
+        with torch.inference_mode():
+            for paths, blobs in batches:
+                logits(decoder(paths, blobs).images)
+
+    serial(model.logits)  # warm-up: decoder state, cuDNN's first calls
+    with torch.inference_mode():
+        one = decoder(*batches[0]).images
+
+    def model_only(logits: Callable = model.logits) -> None:
+        with torch.inference_mode():
+            for _ in batches:
+                logits(one)
+
+    def decode_only() -> None:
+        with torch.inference_mode():
+            for paths, blobs in batches:
+                decoder(paths, blobs)
+
+    graph = graphed(model, tuple(one.shape), device)
+    return {
+        "decoder": decoder.name,
+        "images_per_sec": {
+            "model": rate(model_only),
+            "model_graph": rate(lambda: model_only(graph)),
+            "decode": rate(decode_only),
+            "serial": rate(lambda: serial(model.logits)),
+            "pipelined": rate(lambda: pipelined(decoder, model.logits, batches, device)),
+            "pipelined_graph": rate(lambda: pipelined(decoder, graph, batches, device)),
+        },
+        "gil_share": {"decode": gil_share(decode_only), "model": gil_share(model_only)},
+        "trace": trace(lambda: pipelined(decoder, model.logits, batches, device)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.run_bench import TorchModel, environment, photo_shape, record
+
+    p = argparse.ArgumentParser(prog="python -m bench.decode_overlap", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet50")
+    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batches", type=int, default=12, help="batches timed per figure")
+    p.add_argument("--jpeg-shape", type=photo_shape, default=None, help="photos of one size, WxH (e.g. 500x375)")
+    p.add_argument("--jpeg-kb", type=int, default=None, help="the file size each photo aims at, KB")
+    p.add_argument("--decoders", default=",".join(DECODERS), help=f"any of {', '.join(DECODERS)}")
+    p.add_argument("--out", default=None, help="write the whole result as JSON here")
+    args = p.parse_args(argv)
+    for name in ("batch_size", "batches", "jpeg_kb"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    decoders = args.decoders.split(",")
+    if not set(decoders) <= set(DECODERS):
+        p.error(f"--decoders takes {', '.join(DECODERS)}, not {args.decoders}")
+    import torch
+
+    if not torch.cuda.is_available():
+        print("decode_overlap needs an NVIDIA GPU: CUDA streams are what it measures", file=sys.stderr)
+        return 2
+    from engine.core.data import ensure_jpegs
+
+    aim = args.jpeg_kb * 1000 if args.jpeg_kb else None
+    files = ensure_jpegs(args.batch_size * args.batches, shape=args.jpeg_shape, aim_bytes=aim)
+    blobs = [open(path, "rb").read() for path in files]
+    step = args.batch_size
+    batches = [(files[i : i + step], blobs[i : i + step]) for i in range(0, len(files), step)]
+    model = TorchModel(args.model, args.precision)
+    gpu, env = environment(cuda=True)
+    command = "python -m bench.decode_overlap " + " ".join(sys.argv[1:] if argv is None else argv)
+    figures = {kind: profile_decoder(kind, model, batches, args.image_size) for kind in decoders}
+    result = {"gpu": gpu, **env, "command": command, "decoders": figures}
+    result["headline"] = {kind: r["images_per_sec"] for kind, r in result["decoders"].items()}
+    record(result, "headline", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
