@@ -160,12 +160,14 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
     decoder = BatchDecoder.for_device(device, size, kind)
     images = len(batches) * len(batches[0][0])
 
-    def rate(work: Callable[[], Any]) -> float:
+    def rate(name: str, work: Callable[[], Any]) -> float:
         torch.cuda.synchronize(device)
         start = time.perf_counter()
         work()
         torch.cuda.synchronize(device)
-        return round(images / (time.perf_counter() - start), 1)
+        result = round(images / (time.perf_counter() - start), 1)
+        print(f"{kind} {name}: {result} img/s", flush=True)  # a run cut short still shows what it measured
+        return result
 
     def serial(logits: Callable) -> None:
         with torch.inference_mode():
@@ -190,12 +192,12 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
     return {
         "decoder": decoder.name,
         "images_per_sec": {
-            "model": rate(model_only),
-            "model_graph": rate(lambda: model_only(graph)),
-            "decode": rate(decode_only),
-            "serial": rate(lambda: serial(model.logits)),
-            "pipelined": rate(lambda: pipelined(decoder, model.logits, batches, device)),
-            "pipelined_graph": rate(lambda: pipelined(decoder, graph, batches, device)),
+            "model": rate("model", model_only),
+            "model_graph": rate("model_graph", lambda: model_only(graph)),
+            "decode": rate("decode", decode_only),
+            "serial": rate("serial", lambda: serial(model.logits)),
+            "pipelined": rate("pipelined", lambda: pipelined(decoder, model.logits, batches, device)),
+            "pipelined_graph": rate("pipelined_graph", lambda: pipelined(decoder, graph, batches, device)),
         },
         "gil_share": {"decode": gil_share(decode_only), "model": gil_share(model_only)},
         "trace": trace(lambda: pipelined(decoder, model.logits, batches, device)),
