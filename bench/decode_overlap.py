@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from engine.core.config import ConfigError, RunConfig
 
 DECODERS = ("nvimgcodec", "torchvision")
 
@@ -63,29 +66,41 @@ def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: 
 
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     decode_stream, model_stream = torch.cuda.Stream(device), torch.cuda.Stream(device)
+    errors: list[BaseException] = []
 
     def produce() -> None:
-        with torch.inference_mode(), torch.cuda.stream(decode_stream):
-            for paths, blobs in batches:
-                images = decode(paths, blobs).images
-                ready = torch.cuda.Event()
-                ready.record(decode_stream)
-                handoff.put((images, ready))
-        handoff.put(None)
+        try:
+            with torch.inference_mode(), torch.cuda.stream(decode_stream):
+                for paths, blobs in batches:
+                    images = decode(paths, blobs).images
+                    ready = torch.cuda.Event()
+                    ready.record(decode_stream)
+                    handoff.put((images, ready))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            handoff.put(None)  # the model thread ends whatever happened here
 
     def consume() -> None:
         with torch.inference_mode(), torch.cuda.stream(model_stream):
             while (item := handoff.get()) is not None:
+                if errors:
+                    continue  # drain, so the decoding thread never waits on a full queue
                 images, ready = item
                 model_stream.wait_event(ready)
                 images.record_stream(model_stream)  # the decode stream's memory, read on this one
-                logits(images)
+                try:
+                    logits(images)
+                except BaseException as exc:
+                    errors.append(exc)
 
     threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
 
 
 def gil_share(work: Callable[[], Any]) -> float:
@@ -124,7 +139,7 @@ def trace(work: Callable[[], Any]) -> dict[str, Any]:
         torch.cuda.synchronize()
     with tempfile.NamedTemporaryFile(suffix=".json") as file:
         prof.export_chrome_trace(file.name)
-        events = json.load(open(file.name))["traceEvents"]
+        events = json.loads(pathlib.Path(file.name).read_text())["traceEvents"]
     calls: dict[str, list[float]] = {}
     streams: dict[str, float] = {}
     edges: list[tuple[float, int]] = []
@@ -218,9 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoders", default=",".join(DECODERS), help=f"any of {', '.join(DECODERS)}")
     p.add_argument("--out", default=None, help="write the whole result as JSON here")
     args = p.parse_args(argv)
-    for name in ("batch_size", "batches", "jpeg_kb"):
+    for name in ("batches", "jpeg_kb"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:  # the engine's own checks of the model, precision, batch and image size
+        RunConfig(model=args.model, precision=args.precision, batch_size=args.batch_size,
+                  image_size=args.image_size).validate()  # fmt: skip
+    except ConfigError as exc:
+        p.error(str(exc))
     decoders = args.decoders.split(",")
     if not set(decoders) <= set(DECODERS):
         p.error(f"--decoders takes {', '.join(DECODERS)}, not {args.decoders}")
@@ -233,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
     aim = args.jpeg_kb * 1000 if args.jpeg_kb else None
     files = ensure_jpegs(args.batch_size * args.batches, shape=args.jpeg_shape, aim_bytes=aim)
-    blobs = [open(path, "rb").read() for path in files]
+    blobs = [pathlib.Path(path).read_bytes() for path in files]
     step = args.batch_size
     batches = [(files[i : i + step], blobs[i : i + step]) for i in range(0, len(files), step)]
     model = TorchModel(args.model, args.precision)

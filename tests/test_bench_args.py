@@ -27,6 +27,8 @@ from engine.execution import connection
         (gpu_sharing.main, ["--model", "resnet9000"], "model must be one of"),
         (gpu_sharing.main, ["--precision", "fp8"], "precision must be one of"),
         (decode_overlap.main, ["--batches", "0"], "--batches must be at least 1"),
+        (decode_overlap.main, ["--model", "resnet9000"], "model must be one of"),
+        (decode_overlap.main, ["--image-size", "0"], "image_size must be from 16 to 1024 (got 0)"),
         (decode_overlap.main, ["--decoders", "pil"], "--decoders takes nvimgcodec, torchvision, not pil"),
     ],
 )

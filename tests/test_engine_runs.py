@@ -204,16 +204,22 @@ def test_engine_never_imports_streamlit():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
 
 
+def alive_actor_pids(class_prefix: str) -> list[int]:
+    """The processes of this Ray's live actors whose class name starts with `class_prefix`."""
+    import ray._private.state as state
+
+    return [a.get("Pid") for a in state.actors().values()
+            if a.get("State") == "ALIVE" and str(a.get("ActorClassName", "")).startswith(class_prefix)]  # fmt: skip
+
+
 def test_a_worker_killed_mid_run_is_survived_or_recorded(ray_local, tiny):
     import psutil
-    import ray._private.state as state
 
     run = start(tiny.replace(images=1000, batch_size=8, block_size_mb=1))  # the kill comes at its first rows
     deadline = time.time() + 120
     while time.time() < deadline and not (run.timeseries() and run.timeseries()[-1]["rows"] > 0):
         time.sleep(0.2)
-    pids = [a.get("Pid") for a in state.actors().values()
-            if a.get("State") == "ALIVE" and str(a.get("ActorClassName", "")).startswith("MapWorker")]  # fmt: skip
+    pids = alive_actor_pids("MapWorker")
     assert pids and all(pids)
     for pid in pids:
         psutil.Process(pid).kill()  # the actor's process dies, as on a lost node or an OOM kill
@@ -317,12 +323,9 @@ def test_workers_import_torch_as_they_start_except_the_engines_bookkeeping_ones(
     assert ray.get(task.remote(), timeout=120) is True  # the suite's Ray is warmed, as the app's is
     assert ray.get(task.options(runtime_env=TORCHLESS).remote(), timeout=120) is False
     import psutil
-    import ray._private.state as state
 
     ray.get(get_reporter().snapshot.remote(), timeout=120)
-    (pid,) = [
-        a["Pid"] for a in state.actors().values() if a.get("State") == "ALIVE" and a["ActorClassName"] == "Reporter"
-    ]
+    (pid,) = alive_actor_pids("Reporter")
     assert not any("libtorch" in m.path for m in psutil.Process(pid).memory_maps())
 
 
