@@ -8,8 +8,7 @@ with a 4 GB object-store limit, run after the app's own warm-up.
 Set `RAY_preallocate_plasma_memory=1` in the environment to have Ray touch its
 object-store pages at start instead of during the first run.
 
-At commit 554551a this script also had `--prime fill` (one short task per CPU after
-the warm-up); that is now part of the warm-up itself (`engine.execution.warm.fill_task_workers`).
+The warm-up it runs after includes one short task per CPU (`engine.execution.warm.fill_task_workers`).
 
 Each cell records its steady images/sec, first result, start-up phases, and the
 images/sec, host CPU % and object-store use every sample, so a slow first cell can be

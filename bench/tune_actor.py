@@ -11,11 +11,8 @@ load, and Ray Data's per-operator profile (wall, task and CPU time, backpressure
 gap to the GPU's ceiling can be put on a stage. The engine's defaults come from the
 best cell: record the command and the table with them.
 
-Before the cells, an untimed run of the first layout (`--warm-up-images`, 0 for none).
-On an H200 each process's first cell once started some 9 s later and ran 15-33 % slower
-than the same layout later on (bench/results/2026-12-02-nvidia-h200-tune-actor-first-cell.json),
-until the engine's warm-up started a task worker per CPU (commit 903480e); the untimed
-run still keeps whatever else a first run pays out of the table.
+Before the cells, an untimed run of the first layout (`--warm-up-images`, 0 for none): whatever
+a Ray session's first run pays once stays out of the table.
 """
 
 from __future__ import annotations

@@ -168,8 +168,8 @@ def test_object_store_reading_matches_an_independent_one(ray_local):
 def test_a_dead_block_leaves_the_object_store_at_once(ray_local):
     """Blocks made, read and dropped one after another, as a pipeline does, do not pile up in the store.
 
-    With Ray's default (freed in batches of 100) 30 blocks of 4 MB held up to 32 MB here; on an H200
-    the same lag held 3.4 GB against a 2 GB limit (bench/results/2026-12-02-nvidia-h200-streaming_1m-*).
+    With Ray's default (freed in batches of 100) 30 blocks of 4 MB held up to 32 MB here; on a GPU,
+    whose blocks are far bigger, the same lag can hold more than the pipeline's object-store limit.
     """
     from engine.observe.samplers import read_object_store
 
