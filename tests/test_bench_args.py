@@ -142,3 +142,26 @@ def test_scaling_takes_any_gpu_counts_and_averages_each_gpu_over_the_steady_part
         {"t": t, "gpus": [{"index": i, "node": "n", "util_pct": 10.0 * t + i} for i in range(2)]} for t in range(4)
     ]
     assert per_gpu_utilisation(points, first_result_s=2.0) == {"n GPU 0": 25.0, "n GPU 1": 26.0}
+
+
+def test_suite_cpu_puts_each_process_on_its_kind_and_on_the_test_that_started_it():
+    from bench import suite_cpu
+
+    assert suite_cpu.kind("ray::MapWorker(MapBatches(Predictor))") == "ray::MapWorker"
+    assert suite_cpu.kind("ray::IDLE") == "ray::IDLE"
+    assert suite_cpu.kind("/venv/bin/python -m tests.lost_cluster /tmp/db") == "python tests.lost_cluster"
+    assert suite_cpu.kind("/venv/bin/python -u /venv/ray/_private/log_monitor.py --x") == "python log_monitor.py"
+    assert suite_cpu.kind("/usr/lib/chromium/chromium --headless") == "chromium"
+    starts = [(10.0, "tests/a.py::one"), (20.0, "tests/a.py::two")]
+    processes = [
+        {"cmdline": "ray::IDLE", "created": 5.0, "cpu_s": 1.0},
+        {"cmdline": "ray::MapWorker(MapBatches(Predictor))", "created": 12.0, "cpu_s": 6.0},
+        {"cmdline": "ray::MapWorker(MapBatches(Predictor))", "created": 25.0, "cpu_s": 8.0},
+        {"cmdline": "ray::IDLE", "created": 26.0, "cpu_s": 5.5},
+    ]
+    result = suite_cpu.attribute(processes, starts)
+    assert result["cpu_s"] == 20.5
+    assert result["by_kind"] == [{"name": "ray::MapWorker", "cpu_s": 14.0, "processes": 2},
+                                 {"name": "ray::IDLE", "cpu_s": 6.5, "processes": 2}]  # fmt: skip
+    assert [(r["name"], r["cpu_s"]) for r in result["by_test"]] == [
+        ("tests/a.py::two", 13.5), ("tests/a.py::one", 6.0), ("(before the first test)", 1.0)]  # fmt: skip
