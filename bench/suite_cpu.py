@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25, help="rows of each table printed")
     p.add_argument("pytest_args", nargs="*", help="after --: what pytest gets (default: the whole suite)")
     args = p.parse_args(argv)
+    if args.top < 1:
+        p.error(f"--top must be at least 1, not {args.top}")
+    from bench.run_bench import environment
+
+    _, recorded_env = environment(cuda=False)  # versions and machine, as every result records them
     with tempfile.NamedTemporaryFile("r", suffix=".clock") as clock:
         began = time.time()
         env = {**os.environ, CLOCK_ENV: clock.name}
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.time() - began
         starts = [(float(t), name) for t, name in (line.rstrip("\n").split(" ", 1) for line in clock)]
     result = {"command": "python -m bench.suite_cpu " + " ".join(sys.argv[1:] if argv is None else argv),
-              "exit": suite.returncode, "wall_s": round(wall, 1), "cpus": os.cpu_count(), "tests": len(starts),
+              **recorded_env, "exit": suite.returncode, "wall_s": round(wall, 1), "tests": len(starts),
               **attribute(processes, starts)}  # fmt: skip
     print(f"\npytest exit {suite.returncode}, {wall:.0f} s; its processes used {result['cpu_s']:.0f} CPU s")
     for table in ("by_kind", "by_test"):

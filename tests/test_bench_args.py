@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench import decode_overlap, first_launch, gpu_sharing, run_bench, warm_up
+from bench import decode_overlap, first_launch, gpu_sharing, run_bench, suite_cpu, warm_up
 from engine.execution import connection
 
 
@@ -30,6 +30,7 @@ from engine.execution import connection
         (decode_overlap.main, ["--model", "resnet9000"], "model must be one of"),
         (decode_overlap.main, ["--image-size", "0"], "image_size must be from 16 to 1024 (got 0)"),
         (decode_overlap.main, ["--decoders", "pil"], "--decoders takes nvimgcodec, torchvision, not pil"),
+        (suite_cpu.main, ["--top", "0"], "--top must be at least 1, not 0"),
     ],
 )
 def test_bad_benchmark_flags_are_refused_in_one_line(script, argv, says, capsys):
@@ -145,8 +146,6 @@ def test_scaling_takes_any_gpu_counts_and_averages_each_gpu_over_the_steady_part
 
 
 def test_suite_cpu_puts_each_process_on_its_kind_and_on_the_test_that_started_it():
-    from bench import suite_cpu
-
     assert suite_cpu.kind("ray::MapWorker(MapBatches(Predictor))") == "ray::MapWorker"
     assert suite_cpu.kind("ray::IDLE") == "ray::IDLE"
     assert suite_cpu.kind("/venv/bin/python -m tests.lost_cluster /tmp/db") == "python tests.lost_cluster"
