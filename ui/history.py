@@ -58,13 +58,12 @@ def downloads() -> None:
     """Your runs (an operator: all runs) as CSV and JSON, built when asked (every run in full is megabytes) and then
     held by this page until its next full redraw. A file built at click time instead (a callable `data`) is freed as
     soon as any session's redraw ends, which on a busy server can come before the browser has fetched it."""
-    store = shared_runner().store
     owner = who()
     everyone, scope = _scope()
-    if st.button(f"Prepare CSV and JSON ({scope})", help="Exports the history as it is now"):
-        built = time.strftime("%H:%M:%S")
-        st.session_state["history_export"] = (owner, built, _csv(store, owner, everyone),
-                                              store.export_json(owner=owner, everyone=everyone))  # fmt: skip
+    # Built in the click's callback, which Streamlit calls once as it applies the click, before any run's body:
+    # nothing depends on the page's body catching the one run in which the button reads True.
+    st.button(f"Prepare CSV and JSON ({scope})", help="Exports the history as it is now", on_click=_prepare,
+              args=(owner, everyone))  # fmt: skip
     export = st.session_state.get("history_export")
     if not export or export[0] != owner:  # shown only to whom it was built for (a sign-out may come between)
         return
@@ -73,6 +72,12 @@ def downloads() -> None:
     left.download_button(f"Download CSV ({scope})", csv, "runs.csv", "text/csv", on_click="ignore")
     right.download_button(f"Download JSON ({scope})", json_text, "runs.json", "application/json", on_click="ignore")
     st.caption(f"Prepared at {built}; prepare again for runs since.")
+
+
+def _prepare(owner: str | None, everyone: bool) -> None:
+    store = shared_runner().store
+    st.session_state["history_export"] = (owner, time.strftime("%H:%M:%S"), _csv(store, owner, everyone),
+                                          store.export_json(owner=owner, everyone=everyone))  # fmt: skip
 
 
 def _csv(store, owner: str | None, everyone: bool) -> str:
