@@ -66,7 +66,6 @@ import numpy as np
 import psutil
 import ray
 import torch
-import torchvision
 from ray.data import ActorPoolStrategy
 from torch.utils.data import DataLoader, Dataset
 
@@ -78,6 +77,7 @@ from engine.core.data import PHOTO_SIDES, build_dataset, decode_images, ensure_j
 from engine.core.decode import CPU_DECODER, DECODER_ENV, NVIMGCODEC_MIXES, BatchDecoder, nvimgcodec_installed
 from engine.core.defaults import Machine, pick_layout
 from engine.core.inference import MEAN, STD
+from engine.core.lean_import import torchvision
 from engine.core.models import build_model, weights_kind
 from engine.core.pipeline import configure_context
 from engine.execution import connection
@@ -630,7 +630,7 @@ def record(result: dict, headline: str, out: str | None) -> None:
 
 
 def environment(cuda: bool) -> tuple[str, dict[str, Any]]:
-    versions = {"python": platform.python_version(), **{m.__name__: m.__version__ for m in (ray, torch, torchvision)}}
+    versions = {"python": platform.python_version(), **{m.__name__: m.__version__ for m in (ray, torch, torchvision())}}
     gpu = "cpu"
     if cuda:
         gpus = nvml.read_gpus()

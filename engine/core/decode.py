@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.core.config import RunConfig
+from engine.core.lean_import import torchvision
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +261,12 @@ def _has_jpeg_engines(device) -> bool:
 
 def _torchvision_fn(device) -> BatchFn:
     import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
+
+    codec = torchvision().io
 
     def decode(blobs: Sequence[bytes]) -> list[Any]:
         data = [torch.frombuffer(bytearray(blob), dtype=torch.uint8) for blob in blobs]
-        return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+        return list(codec.decode_jpeg(data, mode=codec.ImageReadMode.RGB, device=device))
 
     return decode
 

@@ -11,6 +11,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from engine.core.lean_import import torchvision
+
 log = logging.getLogger(__name__)
 
 
@@ -42,9 +44,7 @@ MODEL_NAMES = tuple(MODELS)
 
 def describe(name: str) -> ModelInfo:
     """A model's metadata read from torchvision itself (what MODELS holds)."""
-    from torchvision.models import get_model_weights
-
-    weights = get_model_weights(name).DEFAULT
+    weights = torchvision().models.get_model_weights(name).DEFAULT
     meta = weights.meta
     return ModelInfo(
         name=name,
@@ -76,9 +76,7 @@ def weights_kind(name: str, weights_file: str | None = None) -> str:
 
 def class_names(name: str) -> list[str]:
     """ImageNet class names from torchvision's weight metadata."""
-    from torchvision.models import get_model_weights
-
-    return list(get_model_weights(name).DEFAULT.meta["categories"])
+    return list(torchvision().models.get_model_weights(name).DEFAULT.meta["categories"])
 
 
 def build_model(name: str, weights_file: str | None = None):
@@ -87,9 +85,8 @@ def build_model(name: str, weights_file: str | None = None):
     Returns (model, weights) where weights is 'pretrained' or 'random'.
     """
     import torch
-    from torchvision.models import get_model
 
-    model = get_model(name, weights=None)
+    model = torchvision().models.get_model(name, weights=None)
     path = weights_file or cached_checkpoint(name)
     if path:
         state = torch.load(path, map_location="cpu", weights_only=True)

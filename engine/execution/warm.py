@@ -51,8 +51,10 @@ def prepare_worker() -> None:
     if os.environ.get(TORCHLESS_VAR):
         return
     import ray.data  # noqa: F401
-    import torch  # noqa: F401
-    import torchvision.models  # noqa: F401
+
+    from engine.core.lean_import import torchvision
+
+    torchvision()
 
 
 class _Identity:

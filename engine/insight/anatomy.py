@@ -17,6 +17,7 @@ from engine import ray_compat
 from engine.core.config import RunConfig
 from engine.core.data import rows_per_block
 from engine.core.decode import decodes_in_actors, nvimgcodec_installed
+from engine.core.lean_import import torchvision
 
 if TYPE_CHECKING:
     from engine.execution.run import Run
@@ -202,9 +203,7 @@ def operator_times(run: Run) -> list[OperatorTime]:
 
 def both_ways(config: RunConfig) -> tuple[RunConfig, RunConfig]:
     """The same modest run twice: streaming (results read as they come), then materialized (all stages first)."""
-    from torchvision.models import get_model_weights
-
-    smallest = max(get_model_weights(config.model).DEFAULT.meta.get("min_size", (1, 1)))
+    smallest = max(torchvision().models.get_model_weights(config.model).DEFAULT.meta.get("min_size", (1, 1)))
     base = config.replace(
         images=min(config.images, BOTH_WAYS_IMAGES),
         image_size=max(min(config.image_size, BOTH_WAYS_IMAGE_SIZE), smallest),
