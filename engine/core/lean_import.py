@@ -1,8 +1,8 @@
 """Import torchvision without importing torch's compiler, which nothing here uses.
 
 `torchvision.ops.roi_align` imports `torch._dynamo` at import time for one helper
-(`is_compile_supported`) that only runs inside `roi_align`, and that import costs more
-than torch and torchvision together. Every Ray worker that builds a model or decodes an
+(`is_compile_supported`) that only runs inside `roi_align`, and that import costs about as
+much as importing torch itself. Every Ray worker that builds a model or decodes an
 image pays it as it starts, so it delays every actor pool's first batch. `torchvision()`
 imports torchvision with a stand-in for that one helper, which imports the real
 `torch._dynamo` the first time it is called; `torch.compile` and the real module work as
