@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, why_it_failed
 
 pytestmark = pytest.mark.subprocess
 
@@ -40,7 +40,7 @@ print("resnet18 builds:", type(tv.models.resnet18()).__name__)
 
 def python(code: str) -> list[str]:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, why_it_failed(result)
     return result.stdout.splitlines()
 
 

@@ -24,24 +24,27 @@ _lock = threading.Lock()
 
 def torchvision() -> types.ModuleType:
     """The torchvision module, imported without `torch._dynamo` where it was not imported yet."""
+    if "torchvision" not in sys.modules:
+        _import_once()
+    import torchvision
+
+    return torchvision
+
+
+def _import_once() -> None:
     with _lock:
         if "torchvision" in sys.modules or "torch._dynamo" in sys.modules:
-            import torchvision
-
-            return torchvision
+            return
         import torch  # noqa: F401  (torch's own import must not meet the stand-in)
 
         sys.modules[DYNAMO_UTILS] = _stand_in()
         try:
-            import torchvision
+            import torchvision  # noqa: F401
         except ImportError as exc:
-            # Python drops the modules whose import failed, so the plain import below runs just those again.
+            # Python drops the modules whose import failed, so `torchvision()`'s plain import runs just those again.
             log.info("torchvision needs more of torch._dynamo than its stand-in has (%s): importing it plainly", exc)
         finally:
             del sys.modules[DYNAMO_UTILS]
-        import torchvision
-
-        return torchvision
 
 
 def _stand_in() -> types.ModuleType:
