@@ -78,6 +78,27 @@ def test_startup_phases_are_ordered_and_add_up_to_first_result(actor_run):
     assert sum(phases.values()) <= actor_run["first_result_s"] + 0.01
 
 
+def test_reports_that_overtake_the_first_reset_count_and_a_runs_late_reports_count_for_nothing():
+    """A run does not wait for the reporter's reset before its workers start (a CLI's first run starts
+    the reporter's actor with them), so a fresh reporter counts the first run it hears of, and that
+    run's reset keeps the count; once the next run is reset, the last run's late reports are dropped."""
+    from engine.execution.reporter import Reporter
+
+    reporter = Reporter.__ray_actor_class__()  # the actor's own class, in this process
+    reporter.worker_started("first", "node:host:1", 1.0)
+    reporter.batch_done("first", "node:host:1", 8, 1.0, 2.0)
+    reporter.reset("first")
+    reporter.batch_done("first", "node:host:1", 8, 2.0, 3.0)
+    seen = reporter.snapshot()
+    assert (seen["rows"], seen["batches"], seen["workers"], seen["first_batch_in"]) == (16, 2, 1, 1.0)
+    reporter.reset("second")
+    reporter.batch_done("first", "node:host:1", 8, 3.0, 4.0)
+    reporter.model_loaded("first", "node:host:1", 3.0, 4.0)
+    assert reporter.snapshot()["rows"] == reporter.snapshot()["model_loads"] == 0
+    reporter.batch_done("second", "node:host:2", 4, 5.0, 6.0)
+    assert reporter.snapshot()["rows"] == 4
+
+
 def test_stop_in_the_middle_ends_the_run_and_frees_its_actors(ray_local, tiny):
     run = start(tiny.replace(images=20000, batch_size=4, block_size_mb=1))
     deadline = time.time() + 120

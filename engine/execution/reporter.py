@@ -27,6 +27,9 @@ class Reporter:
         self.reset(None)
 
     def reset(self, run_id: str | None) -> None:
+        """Start counting for `run_id`; nothing changes where its reports already started the count."""
+        if run_id is not None and run_id == self.run_id:
+            return
         self.run_id = run_id
         self.rows = 0
         self.batches = 0
@@ -43,24 +46,35 @@ class Reporter:
         self.actor_decode_seconds = 0.0  # decoding inside the model's actors...
         self.actor_call_seconds = 0.0  # ...and the whole calls it was part of: their ratio is the decode share
 
+    def _counts(self, run_id: str) -> bool:
+        """Whether a worker's report is for the run being counted.
+
+        The driver does not wait for its `reset` before the run's workers start, so on a reporter
+        whose actor starts with the run, a worker's first report can arrive before that reset: a
+        reporter that counts no run yet takes the first run it hears of as its own.
+        """
+        if self.run_id is None:
+            self.reset(run_id)
+        return run_id == self.run_id
+
     def _node(self, worker: str) -> dict:
         node = worker.split(":", 1)[0]
         return self.nodes.setdefault(node, {"rows": 0, "model_loads": 0, "workers": 0})
 
     def worker_started(self, run_id: str, worker: str, at: float) -> bool:
-        if run_id == self.run_id and worker not in self.workers:
+        if self._counts(run_id) and worker not in self.workers:
             self.workers[worker] = at
             self._node(worker)["workers"] += 1
         return self.stop
 
     def model_loaded(self, run_id: str, worker: str, start: float, end: float) -> bool:
-        if run_id == self.run_id:
+        if self._counts(run_id):
             self.loads.append({"worker": worker, "start": start, "end": end})
             self._node(worker)["model_loads"] += 1
         return self.stop
 
     def batch_done(self, run_id: str, worker: str, rows: int, start: float, end: float) -> bool:
-        if run_id == self.run_id:
+        if self._counts(run_id):
             self.rows += rows
             self._node(worker)["rows"] += rows
             self.batches += 1
@@ -69,7 +83,7 @@ class Reporter:
         return self.stop
 
     def files_skipped(self, run_id: str, paths: list[str]) -> bool:
-        if run_id == self.run_id:
+        if self._counts(run_id):
             self.skipped += paths
         return self.stop
 
@@ -80,7 +94,7 @@ class Reporter:
 
         `call_seconds` is the whole actor call the decoding was part of; None where a read task decoded.
         """
-        if run_id == self.run_id:
+        if self._counts(run_id):
             if decoder not in self.decoders:
                 self.decoders.append(decoder)
             self.decoded["gpu"] += on_gpu

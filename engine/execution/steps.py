@@ -11,6 +11,8 @@ import logging
 import time
 import traceback
 
+import ray
+
 from engine.core.config import RunConfig
 from engine.core.errors import one_line, redact
 from engine.core.models import weights_kind
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 SAMPLE_ROWS = 8
 SWITCH_WAIT_S = 120.0  # a run for another address waits this long for warm-up (or a ceiling) to let go of Ray
 PERSIST_EVERY_S = 2.0
+REPORTER_WAIT_S = 60.0  # a reporter's actor not up by the end of its run: Ray could not start it
 
 
 def execute(run: Run) -> None:
@@ -40,13 +43,12 @@ def execute(run: Run) -> None:
             run.persist()
             label = connected.enter_context(connection.using(run.config.address, "a run", wait_s=SWITCH_WAIT_S))
             run.raise_if_stopped()
-            reporter = _prepare(run, label)
+            reporter, reset = _prepare(run, label)
             _consume(run, reporter)
             if run.lost.reason:  # the pipeline ended early because the cluster did
                 raise cluster.ClusterError(run.lost.reason)
+            connection.get_unless(reset, REPORTER_WAIT_S, run._stop, RunStopped())
             if not run.stopping:
-                import ray
-
                 _check_some_images_read(run.config, ray.get(reporter.snapshot.remote(with_loads=True)))
             _wrap_up(run, reporter, "stopped" if run.stopping else "finished", None)
         except BaseException as exc:  # noqa: BLE001 - a run must never take its caller down
@@ -60,8 +62,11 @@ def execute(run: Run) -> None:
                 _wrap_up(run, reporter, "failed", run.lost.reason or one_line(exc, run.config))
 
 
-def _prepare(run: Run, label: str):
-    """Watch the cluster, check it can place the run, reset the reporter and start sampling; returns the reporter."""
+def _prepare(run: Run, label: str) -> tuple:
+    """Watch the cluster, check it can place the run, reset the reporter and start sampling.
+
+    Returns the reporter and its reset's reference.
+    """
     run.node_watch = cluster.watch(
         label, run._unwatch, lambda: (run.timeseries() or [{"rows": 0}])[-1]["rows"], run.lose_cluster
     )
@@ -69,14 +74,19 @@ def _prepare(run: Run, label: str):
     executor_control.install()
     run.raise_if_stopped()
     reporter = get_reporter()
-    connection.get_unless(reporter.reset.remote(run.id), 60, run._stop, RunStopped())  # (its actor may be starting)
+    # Not waited for here: where the reporter's actor starts with the run (a CLI's first run), it
+    # starts while the pipeline's workers do; it counts reports that overtake this reset.
+    reset = reporter.reset.remote(run.id)
     run.marks["connected"] = time.time()
-    snapshot = lambda: connection.get_unless(  # noqa: E731
-        reporter.snapshot.remote(), 10, run.lost.letting_go, RuntimeError("letting go")
-    )
+
+    def snapshot() -> dict:
+        if not ray.wait([reset], timeout=0)[0]:
+            return {"rows": 0, "model_loads": 0}  # the reporter is still starting: other readings go on
+        return connection.get_unless(reporter.snapshot.remote(), 10, run.lost.letting_go, RuntimeError("letting go"))
+
     run.sampler = MetricsSampler(run.launched_at, snapshot, on_sample=lambda: run.persist_every(PERSIST_EVERY_S))
     run.sampler.start()
-    return reporter
+    return reporter, reset
 
 
 def _consume(run: Run, reporter) -> None:
@@ -121,8 +131,6 @@ def _wrap_up(run: Run, reporter, status: str, error: str | None) -> None:
             if run.sampler:
                 run.sampler.stop()
             if reporter is not None:
-                import ray
-
                 workers = ray.get(reporter.snapshot.remote(with_loads=True), timeout=10)
     except Exception as exc:
         log.debug("final readings incomplete: %s", exc)
