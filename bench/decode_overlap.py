@@ -14,6 +14,12 @@ decoder (nvImageCodec's default, torchvision's) it times, in img/s over the same
 - `pipelined_graph`: the same with the forward pass replayed as one CUDA graph, which holds the
   GIL for one launch instead of one per layer.
 
+`beside` asks what slows decode down when something else runs: decode's rate while another thread
+keeps busy a CUDA stream with a one-block sleep kernel (the device busy, its SMs free), replays the
+model's CUDA graph (SMs busy, the GIL mostly free), runs the model eagerly, or spins in Python (the GIL
+busy, the GPU idle); and the model graph's rate while another thread decodes. Each is timed on its
+own stream, so a figure near `decode` alone means that neighbour does not hold decode back.
+
 `gil_share` is the share of the GIL that a spinning Python thread gets while the decoder (or the
 model) runs, against while the main thread sleeps: 1.0 means the call releases the GIL. `trace` is
 a torch profiler trace of `pipelined`: the CUDA calls that took the most host time, and how long
@@ -101,6 +107,59 @@ def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: 
         thread.join()
     if errors:
         raise errors[0]
+
+
+def beside(work: Callable[[], Any], neighbour: Callable[[], Any], device) -> float:
+    """Seconds `work` takes on this thread's stream while `neighbour` runs again and again on another thread."""
+    import torch
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            with torch.inference_mode(), torch.cuda.stream(torch.cuda.Stream(device)):
+                while not stop.is_set():
+                    neighbour()
+                    torch.cuda.current_stream(device).synchronize()  # a bounded queue, the GIL free while waiting
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    time.sleep(0.5)  # the neighbour is in its stride before the clock starts
+    try:
+        with torch.cuda.stream(torch.cuda.Stream(device)):
+            start = time.perf_counter()
+            work()
+            torch.cuda.current_stream(device).synchronize()
+            seconds = time.perf_counter() - start
+    finally:
+        stop.set()
+        thread.join()
+    if errors:
+        raise errors[0]
+    return seconds
+
+
+def spin() -> None:
+    """About 10 ms of pure Python: holds the GIL, touches no GPU."""
+    end = time.perf_counter() + 0.01
+    while time.perf_counter() < end:
+        pass
+
+
+def sleep_kernel(device) -> Callable[[], None]:
+    """About 10 ms of one GPU block spinning on the clock: the device busy, nearly all its SMs free."""
+    import torch
+
+    khz = getattr(torch.cuda.get_device_properties(device), "clock_rate", 1_750_000)
+    cycles = int(khz * 10)
+
+    def run() -> None:
+        torch.cuda._sleep(cycles)
+
+    return run
 
 
 def gil_share(work: Callable[[], Any]) -> float:
@@ -204,7 +263,38 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
                 decoder(paths, blobs)
 
     graph = graphed(model, tuple(one.shape), device)
+
+    def beside_rate(name: str, work: Callable[[], Any], neighbour: Callable[[], Any]) -> float:
+        result = round(images / beside(work, neighbour, device), 1)
+        print(f"{kind} {name}: {result} img/s", flush=True)
+        return result
+
+    def decode_loop() -> None:
+        with torch.inference_mode():
+            decoder(*batches[0])
+
+    def eager_model() -> None:
+        with torch.inference_mode():
+            model.logits(one)
+
+    def graph_model() -> None:
+        graph(one)
+
+    besides = {
+        "decode_beside_sleep_kernel": beside_rate("decode beside a sleep kernel", decode_only, sleep_kernel(device)),
+        "decode_beside_model_graph": beside_rate("decode beside the model graph", decode_only, graph_model),
+        "decode_beside_model_eager": beside_rate("decode beside the eager model", decode_only, eager_model),
+        "decode_beside_python_spin": beside_rate("decode beside a spinning thread", decode_only, spin),
+        "model_graph_beside_decode": beside_rate("model graph beside decode", lambda: model_only(graph), decode_loop),
+        "jpegs_only": rate("jpegs_only", lambda: [decoder.decode_jpegs(blobs) for _, blobs in batches]),
+        "jpegs_beside_sleep_kernel": beside_rate(
+            "jpegs beside a sleep kernel",
+            lambda: [decoder.decode_jpegs(blobs) for _, blobs in batches],
+            sleep_kernel(device),
+        ),
+    }
     return {
+        "beside": besides,
         "decoder": decoder.name,
         "images_per_sec": {
             "model": rate("model", model_only),
