@@ -12,7 +12,9 @@ decoder (nvImageCodec's default, torchvision's) it times, in img/s over the same
 - `pipelined`: a decoding thread and a model thread, each on a CUDA stream of its own, a queue of
   two batches between them: the overlap one actor could reach with its calls in flight;
 - `pipelined_graph`: the same with the forward pass replayed as one CUDA graph, which holds the
-  GIL for one launch instead of one per layer.
+  GIL for one launch instead of one per layer;
+- `pipelined_priority`: `pipelined` with decode on a stream of the highest priority, whose kernels
+  the GPU schedules before the model's as SMs free up.
 
 `beside` asks what slows decode down when something else runs: decode's rate while another thread
 keeps busy a CUDA stream with a one-block sleep kernel (the device busy, its SMs free), replays the
@@ -41,6 +43,7 @@ from typing import Any
 from engine.core.config import ConfigError, RunConfig
 
 DECODERS = ("nvimgcodec", "torchvision")
+HIGH_PRIORITY = -100  # torch maps it to the device's highest stream priority
 
 
 def graphed(model, batch_shape: tuple[int, ...], device):
@@ -66,12 +69,15 @@ def graphed(model, batch_shape: tuple[int, ...], device):
     return logits
 
 
-def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: int = 2) -> None:
-    """Decode on one thread and stream, the model on another, a bounded queue of decoded batches between."""
+def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: int = 2, priority: int = 0) -> None:
+    """Decode on one thread and stream, the model on another, a bounded queue of decoded batches between.
+
+    `priority` is the decode stream's (lower is higher; torch clamps it to the device's range).
+    """
     import torch
 
     handoff: queue.Queue = queue.Queue(maxsize=depth)
-    decode_stream, model_stream = torch.cuda.Stream(device), torch.cuda.Stream(device)
+    decode_stream, model_stream = torch.cuda.Stream(device, priority=priority), torch.cuda.Stream(device)
     errors: list[BaseException] = []
 
     def produce() -> None:
@@ -109,8 +115,9 @@ def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: 
         raise errors[0]
 
 
-def beside(work: Callable[[], Any], neighbour: Callable[[], Any], device) -> float:
-    """Seconds `work` takes on this thread's stream while `neighbour` runs again and again on another thread."""
+def beside(work: Callable[[], Any], neighbour: Callable[[], Any], device, priority: int = 0) -> float:
+    """Seconds `work` takes on this thread's stream (of `priority`) while `neighbour` runs again and again on
+    another thread."""
     import torch
 
     stop = threading.Event()
@@ -129,7 +136,7 @@ def beside(work: Callable[[], Any], neighbour: Callable[[], Any], device) -> flo
     thread.start()
     time.sleep(0.5)  # the neighbour is in its stride before the clock starts
     try:
-        with torch.cuda.stream(torch.cuda.Stream(device)):
+        with torch.cuda.stream(torch.cuda.Stream(device, priority=priority)):
             start = time.perf_counter()
             work()
             torch.cuda.current_stream(device).synchronize()
@@ -264,8 +271,8 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
 
     graph = graphed(model, tuple(one.shape), device)
 
-    def beside_rate(name: str, work: Callable[[], Any], neighbour: Callable[[], Any]) -> float:
-        result = round(images / beside(work, neighbour, device), 1)
+    def beside_rate(name: str, work: Callable[[], Any], neighbour: Callable[[], Any], priority: int = 0) -> float:
+        result = round(images / beside(work, neighbour, device, priority), 1)
         print(f"{kind} {name}: {result} img/s", flush=True)
         return result
 
@@ -283,6 +290,9 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
     besides = {
         "decode_beside_sleep_kernel": beside_rate("decode beside a sleep kernel", decode_only, sleep_kernel(device)),
         "decode_beside_model_graph": beside_rate("decode beside the model graph", decode_only, graph_model),
+        "decode_high_priority_beside_model_graph": beside_rate(
+            "decode on a high-priority stream beside the model graph", decode_only, graph_model, HIGH_PRIORITY
+        ),
         "decode_beside_model_eager": beside_rate("decode beside the eager model", decode_only, eager_model),
         "decode_beside_python_spin": beside_rate("decode beside a spinning thread", decode_only, spin),
         "model_graph_beside_decode": beside_rate("model graph beside decode", lambda: model_only(graph), decode_loop),
@@ -303,6 +313,10 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
             "serial": rate("serial", lambda: serial(model.logits)),
             "pipelined": rate("pipelined", lambda: pipelined(decoder, model.logits, batches, device)),
             "pipelined_graph": rate("pipelined_graph", lambda: pipelined(decoder, graph, batches, device)),
+            "pipelined_priority": rate(
+                "pipelined_priority",
+                lambda: pipelined(decoder, model.logits, batches, device, priority=HIGH_PRIORITY),
+            ),
         },
         "gil_share": {"decode": gil_share(decode_only), "model": gil_share(model_only)},
         "trace": trace(lambda: pipelined(decoder, model.logits, batches, device)),
