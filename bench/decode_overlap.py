@@ -169,6 +169,59 @@ def sleep_kernel(device) -> Callable[[], None]:
     return run
 
 
+def decode_parts(device, batches: list, size: int) -> dict[str, dict[str, float]]:
+    """nvImageCodec's decode taken apart, each part alone and beside a sleep kernel on another stream (img/s).
+
+    `library`: the decoder's call alone; `as_tensor` / `from_dlpack`: that call and each image handed to
+    torch through the CUDA array interface (what the engine does) or DLPack (which passes torch's stream to
+    the producer); `resize`: the engine's batched resize of decoded images; `layout_pageable` / `layout_pinned`:
+    the resize's per-image table copied to the GPU from pageable or pinned host memory.
+    """
+    import torch
+    from nvidia import nvimgcodec
+
+    from engine.core.decode import (
+        DEFAULT_MIX,
+        NVIMGCODEC_CPU_THREADS,
+        NVIMGCODEC_MIXES,
+        nvimgcodec_backends,
+        resize_batch,
+    )
+
+    decoder = nvimgcodec.Decoder(device_id=device.index or 0, max_num_cpu_threads=NVIMGCODEC_CPU_THREADS,
+                                 backends=nvimgcodec_backends(NVIMGCODEC_MIXES[DEFAULT_MIX][1]))  # fmt: skip
+    params = nvimgcodec.DecodeParams(color_spec=nvimgcodec.ColorSpec.SRGB)
+    images = len(batches) * len(batches[0][0])
+
+    def library(blobs):
+        streams = [nvimgcodec.CodeStream(bytes(blob)) for blob in blobs]
+        return decoder.decode(streams, params=params, cuda_stream=torch.cuda.current_stream(device).cuda_stream)
+
+    decoded = [[torch.as_tensor(i, device=device).permute(2, 0, 1) for i in library(b)] for _, b in batches]
+    layout = [(i * 600_000, 1, 1500, 3, 375, 500) for i in range(len(batches[0][0]))]
+    parts = {
+        "library": lambda: [library(b) for _, b in batches],
+        "as_tensor": lambda: [[torch.as_tensor(i, device=device) for i in library(b)] for _, b in batches],
+        "from_dlpack": lambda: [[torch.from_dlpack(i) for i in library(b)] for _, b in batches],
+        "resize": lambda: [resize_batch(batch, size, device) for batch in decoded],
+        "layout_pageable": lambda: [torch.tensor(layout).to(device, non_blocking=True) for _ in batches],
+        "layout_pinned": lambda: [torch.tensor(layout).pin_memory().to(device, non_blocking=True) for _ in batches],
+    }
+    sleep = sleep_kernel(device)
+    result = {}
+    for name, work in parts.items():
+        work()  # first-call set-up out of the timing
+        torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        work()
+        torch.cuda.synchronize(device)
+        alone = round(images / (time.perf_counter() - start), 1)
+        near = round(images / beside(work, sleep, device), 1)
+        result[name] = {"alone": alone, "beside_sleep_kernel": near}
+        print(f"part {name}: alone {alone} img/s, beside a sleep kernel {near} img/s", flush=True)
+    return result
+
+
 def gil_share(work: Callable[[], Any]) -> float:
     """A spinning thread's loop rate while `work` runs on this thread, over its rate while this thread sleeps."""
     state = {"stop": False, "loops": 0}
@@ -335,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jpeg-shape", type=photo_shape, default=None, help="photos of one size, WxH (e.g. 500x375)")
     p.add_argument("--jpeg-kb", type=int, default=None, help="the file size each photo aims at, KB")
     p.add_argument("--decoders", default=",".join(DECODERS), help=f"any of {', '.join(DECODERS)}")
+    p.add_argument("--parts", action="store_true", help="only nvImageCodec's decode taken apart (see decode_parts)")
     p.add_argument("--out", default=None, help="write the whole result as JSON here")
     args = p.parse_args(argv)
     for name in ("batches", "jpeg_kb"):
@@ -363,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     model = TorchModel(args.model, args.precision)
     gpu, env = environment(cuda=True)
     command = "python -m bench.decode_overlap " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.parts:
+        result = {"gpu": gpu, **env, "command": command}
+        result["headline"] = result["parts"] = decode_parts(model.device, batches, args.image_size)
+        record(result, "headline", args.out)
+        return 0
     figures = {kind: profile_decoder(kind, model, batches, args.image_size) for kind in decoders}
     result = {"gpu": gpu, **env, "command": command, "decoders": figures}
     result["headline"] = {kind: r["images_per_sec"] for kind, r in result["decoders"].items()}
