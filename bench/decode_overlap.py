@@ -174,7 +174,8 @@ def decode_parts(device, batches: list, size: int) -> dict[str, dict[str, float]
 
     `library`: the decoder's call alone; `as_tensor` / `from_dlpack`: that call and each image handed to
     torch through the CUDA array interface (what the engine does) or DLPack (which passes torch's stream to
-    the producer); `resize`: the engine's batched resize of decoded images; `layout_pageable` / `layout_pinned`:
+    the producer); `torchvision`: torchvision's nvJPEG decoder as the engine calls it; `resize`: the engine's
+    batched resize of decoded images; `layout_pageable` / `layout_pinned`:
     the resize's per-image table copied to the GPU from pageable or pinned host memory. Each with the device's
     default memory pool as it is, then kept (`keep_default_pool`).
     """
@@ -186,6 +187,7 @@ def decode_parts(device, batches: list, size: int) -> dict[str, dict[str, float]
         NVIMGCODEC_CPU_THREADS,
         NVIMGCODEC_MIXES,
         nvimgcodec_backends,
+        pick,
         resize_batch,
     )
 
@@ -198,12 +200,14 @@ def decode_parts(device, batches: list, size: int) -> dict[str, dict[str, float]
         streams = [nvimgcodec.CodeStream(bytes(blob)) for blob in blobs]
         return decoder.decode(streams, params=params, cuda_stream=torch.cuda.current_stream(device).cuda_stream)
 
+    _, torchvision_decode = pick(device, "torchvision")
     decoded = [[torch.as_tensor(i, device=device).permute(2, 0, 1) for i in library(b)] for _, b in batches]
     layout = [(i * 600_000, 1, 1500, 3, 375, 500) for i in range(len(batches[0][0]))]
     parts = {
         "library": lambda: [library(b) for _, b in batches],
         "as_tensor": lambda: [[torch.as_tensor(i, device=device) for i in library(b)] for _, b in batches],
         "from_dlpack": lambda: [[torch.from_dlpack(i) for i in library(b)] for _, b in batches],
+        "torchvision": lambda: [torchvision_decode(b) for _, b in batches],
         "resize": lambda: [resize_batch(batch, size, device) for batch in decoded],
         "layout_pageable": lambda: [torch.tensor(layout).to(device, non_blocking=True) for _ in batches],
         "layout_pinned": lambda: [torch.tensor(layout).pin_memory().to(device, non_blocking=True) for _ in batches],
