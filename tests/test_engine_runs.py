@@ -331,7 +331,8 @@ def test_bookkeeping_actors_get_bare_workers_only_where_workers_import_torch(mon
         assert warm.bookkeeping_env() == env
 
 
-def test_workers_import_torch_as_they_start_except_the_engines_bookkeeping_ones(ray_local):
+def test_workers_import_torch_as_they_start_except_the_bookkeeping_ones(ray_local, tiny):
+    """The engine's reporter and Ray Data's own actors (stats, actor locations, autoscaling) run no torch."""
     from engine.execution.reporter import get_reporter
     from engine.execution.warm import TORCHLESS
 
@@ -346,8 +347,10 @@ def test_workers_import_torch_as_they_start_except_the_engines_bookkeeping_ones(
     import psutil
 
     ray.get(get_reporter().snapshot.remote(), timeout=120)
-    (pid,) = alive_actor_pids("Reporter")
-    assert not any("libtorch" in m.path for m in psutil.Process(pid).memory_maps())
+    assert finish(ray_local.submit(tiny))["status"] == "finished"  # Ray Data's actors are the ones it uses
+    for name in ("Reporter", "_StatsActor", "ActorLocationTracker", "_AutoscalingCoordinatorActor"):
+        (pid,) = alive_actor_pids(name)
+        assert not any("libtorch" in m.path for m in psutil.Process(pid).memory_maps()), name
 
 
 @pytest.mark.subprocess

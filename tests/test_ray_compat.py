@@ -30,6 +30,10 @@ PRIVATE_CALLS = {  # module -> {name: parameters we pass, in order}
         "maybe_enable_token_auth_if_token_available": ["warn_if_disabled"],
     },
     "ray.data._internal.execution.node_trackers.actor_location": {"get_or_create_actor_location_tracker": []},
+    "ray.data._internal.stats": {"get_or_create_stats_actor": []},
+    "ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator": {
+        "get_or_create_autoscaling_coordinator": [],
+    },
     "ray.data._internal.utils.cached_ray_internals": {"get_actor_locations": ["logical_actor_ids"]},
     "ray.data._internal.logical.optimizers": {"get_physical_ruleset": []},
     "ray.data._internal.planner": {"create_planner": []},
@@ -187,6 +191,21 @@ def test_the_hooks_fire_the_location_lookup_is_ours_and_stop_ends_the_execution_
     with pytest.raises(Exception, match="a failing UDF"):
         ray.data.range(2).map_batches(fails).take_all()
     assert len(started) == 2 and ended[-1] is started[-1]  # the failing execution's end fired too
+
+
+def test_ray_datas_own_actors_start_by_name_in_the_runtime_env_given(ray_local):
+    """Ray Data's three bookkeeping actors answer to the names the patch of their options looks for, and the
+    patch is undone after (that they run without torch is test_engine_runs')."""
+    from ray.actor import ActorClass
+
+    from engine.execution.warm import TORCHLESS
+
+    original = ActorClass.options
+    assert ray_compat.start_ray_data_actors(TORCHLESS) is True
+    assert ActorClass.options is original
+    namespaces = {"datasets_stats_actor": "_dataset_stats_actor"}
+    for name in ray_compat.execution.RAY_DATA_ACTORS:
+        ray.get_actor(name, namespace=namespaces.get(name, name))  # raises if no actor has that name
 
 
 def test_fusion_trace_and_store_rule_answer_on_this_ray(ray_local):

@@ -26,6 +26,7 @@ from engine.ray_compat.execution import (
     operator_stats,
     register_execution_hooks,
     shut_down,
+    start_ray_data_actors,
 )
 from engine.ray_compat.planning import (
     PLAN_TITLES,
@@ -64,6 +65,7 @@ __all__ = [
     "register_execution_hooks",
     "running_cluster_addresses",
     "shut_down",
+    "start_ray_data_actors",
     "store_budget_fraction",
     "token_auth_enabled",
     "unsupported_reason",

@@ -111,3 +111,41 @@ def operator_stats(dataset) -> list[dict]:
 
     walk(dataset.get_stats_summary())
     return rows
+
+
+RAY_DATA_ACTORS = ("datasets_stats_actor", "ActorLocationTracker", "AutoscalingCoordinator")  # their names
+_options_lock = threading.Lock()
+
+
+@private("Ray Data's bookkeeping actors without torch", fallback=lambda runtime_env: False)
+def start_ray_data_actors(runtime_env: dict) -> bool:
+    """Start Ray Data's own bookkeeping actors (stats, actor locations, autoscaling) now, in `runtime_env`.
+
+    Ray Data starts them at its first execution in the job's runtime env, whose worker set-up may
+    import torch they never use. They are detached and looked up by name, so the ones asked for here
+    are the ones every later execution finds. Ray Data's own functions ask for them, with their own
+    options and ours added; they start in the background. True once asked for.
+    """
+    from ray.actor import ActorClass
+    from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+        get_or_create_autoscaling_coordinator,
+    )
+    from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
+    from ray.data._internal.stats import get_or_create_stats_actor
+
+    original = ActorClass.options
+
+    def options(self, **actor_options):
+        if actor_options.get("name") in RAY_DATA_ACTORS:
+            actor_options["runtime_env"] = runtime_env
+        return original(self, **actor_options)
+
+    with _options_lock:
+        ActorClass.options = options
+        try:
+            get_or_create_stats_actor()
+            get_or_create_actor_location_tracker()
+            get_or_create_autoscaling_coordinator()
+        finally:
+            ActorClass.options = original
+    return True
