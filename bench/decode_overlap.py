@@ -115,6 +115,17 @@ def pipelined(decode: Callable, logits: Callable, batches: list, device, depth: 
         raise errors[0]
 
 
+def seconds_on(device, work: Callable[[], Any]) -> float:
+    """Seconds from an idle GPU until `work` and everything it queued on the GPU have finished."""
+    import torch
+
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    work()
+    torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def beside(work: Callable[[], Any], neighbour: Callable[[], Any], device, priority: int = 0) -> float:
     """Seconds `work` takes on this thread's stream (of `priority`) while `neighbour` runs again and again on
     another thread."""
@@ -220,11 +231,7 @@ def decode_parts(device, batches: list, size: int) -> dict[str, dict[str, float]
         for name, work in parts.items():
             try:
                 work()  # first-call set-up out of the timing
-                torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                work()
-                torch.cuda.synchronize(device)
-                alone = round(images / (time.perf_counter() - start), 1)
+                alone = round(images / seconds_on(device, work), 1)
                 near = round(images / beside(work, sleep, device), 1)
             except Exception as exc:  # one part that cannot run must not cost the others' figures
                 result[f"{name} ({pool} pool)"] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -329,11 +336,7 @@ def profile_decoder(kind: str, model, batches: list, size: int) -> dict[str, Any
     images = len(batches) * len(batches[0][0])
 
     def rate(name: str, work: Callable[[], Any]) -> float:
-        torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        work()
-        torch.cuda.synchronize(device)
-        result = round(images / (time.perf_counter() - start), 1)
+        result = round(images / seconds_on(device, work), 1)
         print(f"{kind} {name}: {result} img/s", flush=True)  # a run cut short still shows what it measured
         return result
 

@@ -224,17 +224,19 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
     except Exception as exc:
         where = "join Ray at " + wanted if wanted else "start local Ray"
         raise ClusterError(redact(f"could not {where}: {exc}".splitlines()[0])) from exc
-    if _torch_ready_workers.is_set():
-        _start_ray_data_actors_bare()
+    _start_ray_data_actors_bare()
     return wanted
 
 
 def _start_ray_data_actors_bare() -> None:
     """Ray Data's bookkeeping actors, asked for before any execution could start them in torch-ready workers."""
-    from engine.execution.warm import TORCHLESS
+    from engine.execution.warm import bookkeeping_env
 
+    env = bookkeeping_env()  # None where workers do not import torch: nothing to spare them
+    if env is None:
+        return
     try:
-        ray_compat.start_ray_data_actors(TORCHLESS)
+        ray_compat.start_ray_data_actors(env)
     except Exception as exc:  # an optimisation: Ray Data starts them itself at its first execution
         log.warning("Ray Data's bookkeeping actors start with the job's workers: %s", exc)
 
