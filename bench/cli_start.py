@@ -1,11 +1,12 @@
 """The CLI's defaults and start-up against the app's: first result and steady rate of the same run.
 
-    python -m bench.cli_start --runs 3 [--model resnet18 --images 256] [--out bench/results/...json]
+    python -m bench.cli_start --runs 3 [--pause 10] [--model resnet18 --images 256] [--out bench/results/...json]
 
 Cold: no Ray runs on the machine (`RAY_ADDRESS=local`: the CLI starts its own). Warm: a Ray
 started with `ray start --head` runs already, and the CLI joins it (what it does by itself when
-one runs on the machine). Each CLI run uses no layout flag (the machine's defaults) and reports
-its first result counted from the command's start, and its steady rate. Then the app's path: this
+one runs on the machine), each run `--pause` seconds after the one before. Each CLI run uses no
+layout flag (the machine's defaults) and reports its first result counted from the command's
+start, and its steady rate. Then the app's path: this
 process warms Ray's workers as the app does at start, and runs the same settings through the
 queue, as a Launch does. Medians of each.
 """
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--model", default="resnet18")
     p.add_argument("--images", type=int, default=256)
+    p.add_argument("--pause", type=float, default=0.0, help="seconds between one joined run's exit and the next")
     p.add_argument("--out", default=None)
     p.add_argument("flags", nargs="*", help="more `engine run` flags")
     args = p.parse_args(argv)
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         one_run(args, warm=True, out=out)  # the joined Ray's first job warms its node; then measure
         for _ in range(args.runs):
+            time.sleep(args.pause)  # a person's next command comes seconds later, not at once
             runs.append(one_run(args, warm=True, out=out))
             print(json.dumps(runs[-1]), flush=True)
     finally:

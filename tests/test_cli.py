@@ -13,6 +13,7 @@ import time
 import pytest
 import ray
 
+from engine import ray_compat
 from tests.conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,15 +80,31 @@ def test_compare_joins_a_cluster_by_address_and_prints_the_speedup(ray_local, tm
 
 
 @pytest.mark.subprocess
+def idle_workers_of_no_job() -> set[int]:
+    """PIDs of this node's idle workers that no job has taken yet: the ones a prestart leaves for any job."""
+    from engine.ray_compat.cluster_state import _node_stats
+
+    node = ray_compat.list_nodes(3.0)[0]
+    stats = _node_stats(node.address, node.manager_port).core_workers_stats
+    return {w.pid for w in stats if w.job_id == ray.JobID.nil().binary() and not w.num_executed_tasks}
+
+
 def test_run_with_no_address_joins_the_ray_running_here_with_this_machines_token(ray_local, tmp_path):
     """The suite's Ray stands for the app's: token auth on, found by its GCS process. Ray itself sends this
-    machine's token only to a Ray that `ray.init("auto")` found, so the CLI must, or it waits and starts its own."""
+    machine's token only to a Ray that `ray.init("auto")` found, so the CLI must, or it waits and starts its own.
+    Its actors start in the warm workers an earlier run left for any job, and it leaves such workers behind."""
     where = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # no `ray start` file here; short: Ray's socket paths
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
     env.update(RAY_TMPDIR=where, PLAYGROUND_DB=str(tmp_path / "runs.sqlite"))
     out = tmp_path / "run.json"
+    node = ray_compat.list_nodes(3.0)[0]
+    others = idle_workers_of_no_job()  # Ray's own for its first driver: no runtime env, no job of ours takes them
+    ray_compat.prestart(node.address, node.manager_port, 2, 120, any_job=True)  # as a CLI run leaves them
+    deadline = time.time() + 60
+    while len(warm := idle_workers_of_no_job() - others) < 2 and time.time() < deadline:
+        time.sleep(0.5)
     try:
-        done = cli("run", "--pipeline", "naive", *TINY, "--json", str(out), "--quiet", env=env)
+        done = cli("run", "--pipeline", "actor", *TINY, "--json", str(out), "--quiet", env=env)
     finally:
         shutil.rmtree(where, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -95,6 +112,14 @@ def test_run_with_no_address_joins_the_ray_running_here_with_this_machines_token
     summary = json.loads(out.read_text())
     assert summary["status"] == "finished" and summary["rows"] == 24
     assert summary["config"]["address"] == ray.get_runtime_context().gcs_address  # the running Ray, joined
+    mine = ray.get_runtime_context().get_job_id()
+    pool = [a["Pid"] for a in ray._private.state.actors().values()
+            if a["ActorClassName"].startswith("MapWorker(") and a["JobID"] != mine]  # fmt: skip
+    assert pool and set(pool) <= warm, (pool, warm)
+    deadline = time.time() + 60
+    while not idle_workers_of_no_job() - warm - others and time.time() < deadline:
+        time.sleep(0.5)
+    assert idle_workers_of_no_job() - warm - others  # what the CLI left for the next run
 
 
 def _ctrl_c_as_at_a_terminal() -> None:

@@ -90,6 +90,7 @@ def runs_command(args: argparse.Namespace, command: str) -> int:
         for config in configs:
             summaries.append(follow(config, args.quiet))
             print(human(summaries[-1]))
+        leave_warm_workers()
     except Interrupted as stopped:
         summaries.append(stopped.summary)
         write_json(args.json_path, {**payload(args.command, summaries), "command": command})
@@ -111,6 +112,21 @@ def connect_for_cli(address: str | None) -> str | None:
 
     connection.connect(address, join_running=address is None)
     return connection.connected_address()
+
+
+def leave_warm_workers() -> None:
+    """In a Ray running here that this process joined, top each node back up to torch-ready workers of no job.
+
+    They outlive this process and serve the next one of the same env (the next CLI run, the app's runs): its
+    actors start in workers that have imported torch already.
+    """
+    from engine.execution import connection, warm
+    from engine.execution.runner import WARM_WORKERS
+
+    if connection.torch_ready_workers() and connection.connected_address():
+        with connection.held("leaving warm workers") as connected:
+            if connected:
+                warm.prestart(WARM_WORKERS, any_job=True)  # None where this Ray cannot (ray_compat names it)
 
 
 def follow(config: RunConfig, quiet: bool) -> dict:

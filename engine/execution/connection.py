@@ -202,22 +202,17 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
     if _torch_ready_workers.is_set():
         kwargs["runtime_env"]["worker_process_setup_hook"] = SETUP_HOOK
     try:
-        running = _running_local_ray() if join_running else None
-        if running:
-            ray_compat.use_this_machines_token()  # as `ray.init("auto")` would for a Ray it finds
-            try:
-                ray.init(address=running, **{**kwargs, "runtime_env": _joined_env(kwargs)})
-                return ray.get_runtime_context().gcs_address
-            except ConnectionError:  # no Ray runs on this machine after all: start one
-                pass
-        if wanted:
+        joined = _join_running(kwargs) if join_running else None
+        if joined:
+            pass
+        elif wanted:
             ray.init(address=wanted, **{**kwargs, "runtime_env": _joined_env(kwargs)})
         else:
             store = os.environ.get("PLAYGROUND_OBJECT_STORE_MB")
             if store:
                 kwargs["object_store_memory"] = int(store) * 2**20
             os.environ.update(env.local_ray_settings())
-            ray.init(address="local", **kwargs)
+            ray.init(address="local", **{**kwargs, "runtime_env": _local_env(kwargs["runtime_env"])})
             if not _reaping.is_set():  # its processes end with this one, however this one ends
                 _reaping.set()
                 reaper.start(os.getpid())
@@ -225,7 +220,25 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
         where = "join Ray at " + wanted if wanted else "start local Ray"
         raise ClusterError(redact(f"could not {where}: {exc}".splitlines()[0])) from exc
     _start_ray_data_actors_bare()
-    return wanted
+    return joined or wanted
+
+
+def _join_running(kwargs: dict) -> str | None:
+    """Join a Ray running on this machine with the app's torch-ready env; its GCS address, else None."""
+    import ray
+
+    running = _running_local_ray()
+    if not running:
+        return None
+    ray_compat.use_this_machines_token()  # as `ray.init("auto")` would for a Ray it finds
+    # The app's env: its warm workers serve this job, and those this job leaves (`warm.prestart`) serve the next.
+    warm_env = _local_env({**kwargs["runtime_env"], "worker_process_setup_hook": SETUP_HOOK})
+    try:
+        ray.init(address=running, **{**kwargs, "runtime_env": warm_env})
+    except ConnectionError:  # no Ray runs on this machine after all: start one
+        return None
+    _torch_ready_workers.set()
+    return ray.get_runtime_context().gcs_address
 
 
 def _start_ray_data_actors_bare() -> None:
@@ -256,6 +269,19 @@ def _running_local_ray() -> str | None:
     if gone:
         log.warning("no Ray on this machine answers (%s): starting a local one", "; ".join(gone))
     return None
+
+
+def _local_env(runtime_env: dict) -> dict:
+    """A Ray on this machine, for workers that import torch as they start: they import `engine` from this
+    checkout, whoever started that Ray.
+
+    Every such process here asks for the same env (the app, each CLI run joining a Ray), and Ray hands an idle
+    worker of no job only to a job of its env: the workers one leaves (`warm.prestart`) serve the others. An
+    empty env stays empty: Ray then starts each worker without its runtime-env agent.
+    """
+    if not runtime_env:
+        return runtime_env
+    return {**runtime_env, "env_vars": {"PYTHONPATH": PROJECT_ROOT + os.pathsep + "${PYTHONPATH}"}}
 
 
 def _joined_env(kwargs: dict) -> dict:

@@ -84,18 +84,21 @@ def fill_task_workers() -> int:
     return len(set(ray.get([hold.remote(FILL_HOLD_S) for _ in range(cpus)], timeout=120)))
 
 
-def fresh_workers(node) -> int | None:
-    """Idle workers of this job on `node` that have never run a task: the only ones Ray hands a new actor.
+def fresh_workers(node, any_job: bool = False) -> int | None:
+    """Idle workers of this job (`any_job`: or of none yet) on `node` that have never run a task: the only ones
+    Ray hands a new actor.
 
     Any task may take one too (a read, a naive batch), so what a run used up is counted here, after it.
     None where this Ray cannot say.
     """
-    return ray_compat.fresh_workers(node.address, node.manager_port)
+    return ray_compat.fresh_workers(node.address, node.manager_port, any_job)
 
 
-def prestart(count: int) -> int | None:
+def prestart(count: int, any_job: bool = False) -> int | None:
     """Top every alive node up to `count` fresh workers of this job, and no more than its CPUs.
 
+    `any_job`: workers of no job, left for whichever process of this runtime env comes next (a CLI run leaves
+    them for the next one); a job's own would end with it.
     Returns how many fresh workers the nodes keep in all, or None where this Ray cannot prestart.
     Asking only for what is missing lets every run end with a top-up: asking for what a run took, or
     for a fixed number, piled up idle workers. More than a node's CPUs only queue behind each other's
@@ -105,11 +108,11 @@ def prestart(count: int) -> int | None:
     for node in nodes():
         wanted = min(count, int(node.cpus))
         if node.alive and wanted > 0:
-            fresh = fresh_workers(node)
+            fresh = fresh_workers(node, any_job)
             if fresh is None:
                 return None
             missing = wanted - fresh
-            asked = missing <= 0 or ray_compat.prestart(node.address, node.manager_port, missing, KEEP_ALIVE_S)
+            asked = missing <= 0 or ray_compat.prestart(node.address, node.manager_port, missing, KEEP_ALIVE_S, any_job)
             if not asked:
                 return None
             kept += wanted

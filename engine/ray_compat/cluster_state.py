@@ -85,16 +85,21 @@ def object_store(address: str, port: int) -> StoreStats:
 
 
 @private("fresh-worker count")
-def fresh_workers(address: str, port: int) -> int:
-    """Idle workers of this job on one node that have never run a task: the only ones Ray hands a new actor."""
+def fresh_workers(address: str, port: int, any_job: bool = False) -> int:
+    """Idle workers of this job on one node that have never run a task: the only ones Ray hands a new actor.
+
+    `any_job`: those of no job yet (`prestart`'s for any job) count too, and with them any Ray started by
+    itself with no runtime env for its first driver (one per CPU at most, on that driver's node).
+    """
     import ray
     from ray.core.generated import common_pb2
 
-    job = bytes.fromhex(ray.get_runtime_context().get_job_id())
+    jobs = {bytes.fromhex(ray.get_runtime_context().get_job_id())}
+    jobs |= {ray.JobID.nil().binary()} if any_job else set()
     return sum(
         1
         for w in _node_stats(address, port).core_workers_stats
-        if w.job_id == job
+        if w.job_id in jobs
         and w.worker_type == common_pb2.WORKER
         and not w.num_executed_tasks
         and ray.ActorID(w.actor_id).is_nil()
@@ -102,8 +107,12 @@ def fresh_workers(address: str, port: int) -> int:
 
 
 @private("worker prestart", fallback=lambda *args, **kwargs: False)
-def prestart(address: str, port: int, count: int, keep_alive_s: int) -> bool:
-    """Ask one node's raylet to start `count` workers for this job now (the call Ray uses itself); True if asked."""
+def prestart(address: str, port: int, count: int, keep_alive_s: int, any_job: bool = False) -> bool:
+    """Ask one node's raylet to start `count` workers of this job's runtime env now; True if asked.
+
+    This is the call Ray uses itself. `any_job`: workers of no job, which outlive this one; Ray hands an idle
+    worker of no job to the first job of its runtime env that needs one (the next CLI run joining this Ray).
+    """
     import ray
     from ray._private.grpc_utils import init_grpc_channel
     from ray._private.utils import get_runtime_env_info
@@ -114,11 +123,12 @@ def prestart(address: str, port: int, count: int, keep_alive_s: int) -> bool:
     env = RuntimeEnv(**json.loads(context.get_runtime_env_string() or "{}"))
     request = node_manager_pb2.PrestartWorkersRequest(
         language=common_pb2.PYTHON,
-        job_id=bytes.fromhex(context.get_job_id()),
         runtime_env_info=get_runtime_env_info(env, is_job_runtime_env=True, serialize=False),
         keep_alive_duration_secs=keep_alive_s,
         num_workers=count,
     )
+    if not any_job:
+        request.job_id = bytes.fromhex(context.get_job_id())
     channel = init_grpc_channel(f"{address}:{port}")
     node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(request, timeout=10)
     return True
