@@ -120,6 +120,28 @@ def _worker(args: dict, phases: list[tuple[int, str]], barrier, results) -> None
     os._exit(0)
 
 
+def _abort_if_one_dies(workers: list, barrier, done: threading.Event) -> None:
+    """Break the barrier once a worker has failed, so that the parent stops at once instead of at its timeout."""
+    while not done.wait(0.5):
+        if any(w.exitcode not in (None, 0) for w in workers):
+            barrier.abort()
+            return
+
+
+def _next(results, workers: list, timeout: float):
+    """The next item a worker sent; fails as soon as a worker has failed instead of waiting `timeout` for it."""
+    import queue
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return results.get(timeout=min(1.0, max(0.0, deadline - time.time())))
+        except queue.Empty:
+            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if failed or time.time() >= deadline:
+                raise RuntimeError(f"a worker process failed or went silent (exit codes {failed})") from None
+
+
 def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> tuple[list[dict], list[dict]]:
     """Every layout and input kind (rows), and each process count's Predictor build times (loads).
 
@@ -133,18 +155,21 @@ def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> tuple[
         workers = [ctx.Process(target=_worker, args=(args, phases, barrier, results)) for _ in range(procs)]
         for w in workers:
             w.start()
+        done = threading.Event()
+        threading.Thread(target=_abort_if_one_dies, args=(workers, barrier, done), daemon=True).start()
         barrier.wait(timeout=600)
-        took = sorted(round(results.get(timeout=600), 2) for _ in range(procs))
+        took = sorted(round(_next(results, workers, 600), 2) for _ in range(procs))
         loads.append({"processes": procs, "load_s": took})
         print(json.dumps(loads[-1]), flush=True)
         for threads, kind in phases:
             barrier.wait(timeout=600)
-            parts = [results.get(timeout=args["seconds"] + 600) for _ in range(procs)]
+            parts = [_next(results, workers, args["seconds"] + 600) for _ in range(procs)]
             rate = sum(p["batches"] * args["batch_size"] / p["seconds"] for p in parts if p["seconds"] > 0)
             batches = sum(p["batches"] for p in parts)
             rows.append({"processes": procs, "threads": threads, "inputs": kind, "images_per_sec": round(rate, 1),
                          "cpu_s_per_batch": round(sum(p["cpu_s"] for p in parts) / max(batches, 1), 4)})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
+        done.set()
         for w in workers:
             w.join(timeout=60)
         if any(w.exitcode != 0 for w in workers):

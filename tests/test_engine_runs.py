@@ -332,7 +332,7 @@ def test_bookkeeping_actors_get_bare_workers_only_where_workers_import_torch(mon
 
 
 def test_workers_import_torch_as_they_start_except_the_bookkeeping_ones(ray_local, tiny):
-    """The engine's reporter and Ray Data's own actors (stats, actor locations, autoscaling, usage) run no torch."""
+    """The engine's reporter and Ray Data's own actors (stats, actor locations, autoscaling) run no torch."""
     from engine.execution.reporter import get_reporter
     from engine.execution.warm import TORCHLESS
 
@@ -348,11 +348,7 @@ def test_workers_import_torch_as_they_start_except_the_bookkeeping_ones(ray_loca
 
     ray.get(get_reporter().snapshot.remote(), timeout=120)
     assert finish(ray_local.submit(tiny))["status"] == "finished"  # Ray Data's actors are the ones it uses
-    from ray.data._internal.usage.collector import usage_collection_disabled
-
-    names = ["Reporter", "_StatsActor", "ActorLocationTracker", "_AutoscalingCoordinatorActor"]
-    names += [] if usage_collection_disabled() else ["_UsageCollectionActor"]  # Ray Data's, where usage stats are on
-    for name in names:
+    for name in ("Reporter", "_StatsActor", "ActorLocationTracker", "_AutoscalingCoordinatorActor"):
         (pid,) = alive_actor_pids(name)
         assert not any("libtorch" in m.path for m in psutil.Process(pid).memory_maps()), name
 

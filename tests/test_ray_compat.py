@@ -34,8 +34,6 @@ PRIVATE_CALLS = {  # module -> {name: parameters we pass, in order}
     "ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator": {
         "get_or_create_autoscaling_coordinator": [],
     },
-    "ray.data._internal.usage.actor": {"get_or_create_usage_collection_actor": []},
-    "ray.data._internal.usage.collector": {"usage_collection_disabled": []},
     "ray.data._internal.utils.cached_ray_internals": {"get_actor_locations": ["logical_actor_ids"]},
     "ray.data._internal.logical.optimizers": {"get_physical_ruleset": []},
     "ray.data._internal.planner": {"create_planner": []},
@@ -61,7 +59,7 @@ PROTO_FIELDS = {  # (module, message) -> fields read or set
     ("node_manager_pb2", "GetNodeStatsReply"): ["store_stats", "core_workers_stats"],
     ("common_pb2", "CoreWorkerStats"): ["job_id", "worker_type", "num_executed_tasks", "actor_id"],
     ("node_manager_pb2", "PrestartWorkersRequest"): [
-        "language", "runtime_env_info", "keep_alive_duration_secs", "num_workers",
+        "language", "job_id", "runtime_env_info", "keep_alive_duration_secs", "num_workers",
     ],
 }  # fmt: skip
 STORE_FIELDS = ["object_store_bytes_used", "object_store_bytes_avail", "spilled_bytes_total"]
@@ -196,7 +194,7 @@ def test_the_hooks_fire_the_location_lookup_is_ours_and_stop_ends_the_execution_
 
 
 def test_ray_datas_own_actors_start_by_name_in_the_runtime_env_given(ray_local):
-    """Ray Data's bookkeeping actors answer to the names the patch of their options looks for, and the
+    """Ray Data's three bookkeeping actors answer to the names the patch of their options looks for, and the
     patch is undone after (that they run without torch is test_engine_runs')."""
     from ray.actor import ActorClass
 
@@ -205,12 +203,8 @@ def test_ray_datas_own_actors_start_by_name_in_the_runtime_env_given(ray_local):
     original = ActorClass.options
     assert ray_compat.start_ray_data_actors(TORCHLESS) is True
     assert ActorClass.options is original
-    from ray.data._internal.usage.collector import usage_collection_disabled
-
     namespaces = {"datasets_stats_actor": "_dataset_stats_actor"}
     for name in ray_compat.execution.RAY_DATA_ACTORS:
-        if name == "DataUsageCollectionActor" and usage_collection_disabled():
-            continue  # Ray Data starts it only where usage stats are on
         ray.get_actor(name, namespace=namespaces.get(name, name))  # raises if no actor has that name
 
 

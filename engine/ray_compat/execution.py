@@ -113,14 +113,13 @@ def operator_stats(dataset) -> list[dict]:
     return rows
 
 
-# their names
-RAY_DATA_ACTORS = ("datasets_stats_actor", "ActorLocationTracker", "AutoscalingCoordinator", "DataUsageCollectionActor")
+RAY_DATA_ACTORS = ("datasets_stats_actor", "ActorLocationTracker", "AutoscalingCoordinator")  # their names
 _options_lock = threading.Lock()
 
 
 @private("Ray Data's bookkeeping actors without torch", fallback=lambda runtime_env: False)
 def start_ray_data_actors(runtime_env: dict) -> bool:
-    """Start Ray Data's own bookkeeping actors (stats, actor locations, autoscaling, usage) now, in `runtime_env`.
+    """Start Ray Data's own bookkeeping actors (stats, actor locations, autoscaling) now, in `runtime_env`.
 
     Ray Data starts them at its first execution in the job's runtime env, whose worker set-up may
     import torch they never use. They are detached and looked up by name, so the ones asked for here
@@ -133,8 +132,6 @@ def start_ray_data_actors(runtime_env: dict) -> bool:
     )
     from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
     from ray.data._internal.stats import get_or_create_stats_actor
-    from ray.data._internal.usage.actor import get_or_create_usage_collection_actor
-    from ray.data._internal.usage.collector import usage_collection_disabled
 
     original = ActorClass.options
 
@@ -149,8 +146,6 @@ def start_ray_data_actors(runtime_env: dict) -> bool:
             get_or_create_stats_actor()
             get_or_create_actor_location_tracker()
             get_or_create_autoscaling_coordinator()
-            if not usage_collection_disabled():  # Ray Data starts it only where usage stats are on
-                get_or_create_usage_collection_actor()
         finally:
             ActorClass.options = original
     return True
