@@ -203,11 +203,9 @@ def _init(wanted: str | None, join_running: bool = False) -> str | None:
         kwargs["runtime_env"]["worker_process_setup_hook"] = SETUP_HOOK
     try:
         joined = _join_running(kwargs) if join_running else None
-        if joined:
-            pass
-        elif wanted:
+        if wanted and not joined:
             ray.init(address=wanted, **{**kwargs, "runtime_env": _joined_env(kwargs)})
-        else:
+        elif not joined:
             store = os.environ.get("PLAYGROUND_OBJECT_STORE_MB")
             if store:
                 kwargs["object_store_memory"] = int(store) * 2**20
@@ -231,7 +229,7 @@ def _join_running(kwargs: dict) -> str | None:
     if not running:
         return None
     ray_compat.use_this_machines_token()  # as `ray.init("auto")` would for a Ray it finds
-    # The app's env: its warm workers serve this job, and those this job leaves (`warm.prestart`) serve the next.
+    # The app's torch-ready env: workers an earlier run left for any job serve this one, and those it leaves the next.
     warm_env = _local_env({**kwargs["runtime_env"], "worker_process_setup_hook": SETUP_HOOK})
     try:
         ray.init(address=running, **{**kwargs, "runtime_env": warm_env})

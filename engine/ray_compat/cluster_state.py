@@ -88,8 +88,8 @@ def object_store(address: str, port: int) -> StoreStats:
 def fresh_workers(address: str, port: int, any_job: bool = False) -> int:
     """Idle workers of this job on one node that have never run a task: the only ones Ray hands a new actor.
 
-    `any_job`: those of no job yet (`prestart`'s for any job) count too, and with them any Ray started by
-    itself with no runtime env for its first driver (one per CPU at most, on that driver's node).
+    `any_job`: those of no job yet (`prestart`'s for any job) count too, and with them any that Ray started by
+    itself, with no runtime env, for its first driver (one per CPU at most, on that driver's node).
     """
     import ray
     from ray.core.generated import common_pb2
