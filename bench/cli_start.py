@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("flags", nargs="*", help="more `engine run` flags")
     args = p.parse_args(argv)
+    if args.pause < 0:
+        p.error("--pause must be 0 or more seconds")
     out = tempfile.mkdtemp(prefix="cli-start-")
     runs = []
     for _ in range(args.runs):

@@ -120,12 +120,14 @@ def _worker(args: dict, phases: list[tuple[int, str]], barrier, results) -> None
     os._exit(0)
 
 
-def _abort_if_one_dies(workers: list, barrier, done: threading.Event) -> None:
-    """Break the barrier once a worker has failed, so that the parent stops at once instead of at its timeout."""
-    while not done.wait(0.5):
+def _abort_if_one_dies(workers: list, barrier) -> None:
+    """Break the barrier once a worker has failed, so that the parent stops at once instead of at its timeout;
+    returns once every worker has ended."""
+    while any(w.exitcode is None for w in workers):
         if any(w.exitcode not in (None, 0) for w in workers):
             barrier.abort()
             return
+        time.sleep(0.5)
 
 
 def _next(results, workers: list, timeout: float):
@@ -155,8 +157,7 @@ def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> tuple[
         workers = [ctx.Process(target=_worker, args=(args, phases, barrier, results)) for _ in range(procs)]
         for w in workers:
             w.start()
-        done = threading.Event()
-        threading.Thread(target=_abort_if_one_dies, args=(workers, barrier, done), daemon=True).start()
+        threading.Thread(target=_abort_if_one_dies, args=(workers, barrier), daemon=True).start()
         barrier.wait(timeout=600)
         took = sorted(round(_next(results, workers, 600), 2) for _ in range(procs))
         loads.append({"processes": procs, "load_s": took})
@@ -169,7 +170,6 @@ def run(args: dict, layouts: list[tuple[int, int]], inputs: list[str]) -> tuple[
             rows.append({"processes": procs, "threads": threads, "inputs": kind, "images_per_sec": round(rate, 1),
                          "cpu_s_per_batch": round(sum(p["cpu_s"] for p in parts) / max(batches, 1), 4)})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
-        done.set()
         for w in workers:
             w.join(timeout=60)
         if any(w.exitcode != 0 for w in workers):

@@ -85,7 +85,7 @@ def fill_task_workers() -> int:
 
 
 def fresh_workers(node, any_job: bool = False) -> int | None:
-    """Idle workers of this job (`any_job`: or of none yet) on `node` that have never run a task: the only ones
+    """Idle workers of this job (`any_job`: of none yet) on `node` that have never run a task: the only ones
     Ray hands a new actor.
 
     Any task may take one too (a read, a naive batch), so what a run used up is counted here, after it.

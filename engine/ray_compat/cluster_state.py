@@ -88,18 +88,17 @@ def object_store(address: str, port: int) -> StoreStats:
 def fresh_workers(address: str, port: int, any_job: bool = False) -> int:
     """Idle workers of this job on one node that have never run a task: the only ones Ray hands a new actor.
 
-    `any_job`: those of no job yet (`prestart`'s for any job) count too, and with them any that Ray started by
-    itself, with no runtime env, for its first driver (one per CPU at most, on that driver's node).
+    `any_job`: those of no job yet instead (`prestart`'s for any job), which outlive this job; with them any that
+    Ray started by itself, with no runtime env, for its first driver (one per CPU at most, on that node).
     """
     import ray
     from ray.core.generated import common_pb2
 
-    jobs = {bytes.fromhex(ray.get_runtime_context().get_job_id())}
-    jobs |= {ray.JobID.nil().binary()} if any_job else set()
+    job = ray.JobID.nil().binary() if any_job else bytes.fromhex(ray.get_runtime_context().get_job_id())
     return sum(
         1
         for w in _node_stats(address, port).core_workers_stats
-        if w.job_id in jobs
+        if w.job_id == job
         and w.worker_type == common_pb2.WORKER
         and not w.num_executed_tasks
         and ray.ActorID(w.actor_id).is_nil()
